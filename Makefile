@@ -1,0 +1,33 @@
+# The two commands: `make figs` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: figs test test-slow test-all bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+figs: $(STAMP)
+	$(BIN)/adamflow figs --out paper_figs/out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m slow tests
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) tests
+
+bench: $(STAMP)
+	$(BIN)/python -m flows.benchmark
+
+clean:
+	rm -rf $(VENV) paper_figs/out .pytest_cache
