@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-torch.set_default_dtype(torch.float64)
 
 
 def pytest_collection_modifyitems(config, items):
