@@ -1,1 +1,29 @@
-"""flows package."""
+"""Continuous-time models (flows) and their integrators.
+
+* :mod:`flows.semilinear` — the flow/integrator contract dy/dt = L y + N(t, y).
+* :mod:`flows.kernels`    — memory kernels K1, K2, power law; state-space realisations; quadrature.
+* :mod:`flows.adam`       — nonlocal Adam, RMSProp and AdaGrad flows.
+* :mod:`flows.simulate`   — run a flow over lanes into a Trajectory.
+"""
+from __future__ import annotations
+
+from adamflow.errors import ConfigError
+
+_FLOW_NAMES = ("adam-flow1", "adam-flow2", "rmsprop-flow", "adagrad-flow")
+
+
+def registry() -> dict:
+    from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
+
+    return {c.name: c for c in (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow)}
+
+
+def get(name: str):
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown flow {name!r}; choose from: {', '.join(sorted(reg))}")
+    return reg[name]
+
+
+def available() -> list[tuple[str, str]]:
+    return [(n, c.description) for n, c in registry().items()]

@@ -4,17 +4,27 @@ A :class:`Landscape` evaluates f on a batch of lanes. ``theta`` is a (B, n) tens
 float64, CPU or CUDA); results follow its dtype and device. Landscape parameters may be scalars
 (shared by all lanes) or per-lane tensors with a leading lane dimension of size B (e.g. ``c`` of
 shape (B,) for rosenbrock1d, ``diag`` of shape (B, n) for quadratic); parameters are converted to
-theta's dtype/device at evaluation time.
+theta's dtype/device at evaluation time (once per dtype/device: the converted copy is cached).
 
 Subclasses implement ``value`` and ``grad`` (analytic where possible). ``hvp`` defaults to autograd
 on ``grad`` (double backward is not needed: the gradient is differentiated once). ``hessian`` builds
-the (B, n, n) Hessian from n HVPs.
+the (B, n, n) Hessian from n HVPs. Analytic gradients are written with differentiable torch ops, so
+autograd through ``grad`` (and through analytic ``hvp`` overrides) works.
+
+Beyond evaluation a landscape knows its canonical spec string (``spec()``, parsed back by
+:func:`landscapes.parse`), its dimension (``dim``, ``check_dim``) and, where known in closed form,
+its minimum value (``minimum_value``).
+
+:class:`Separable` is the base of the coordinate-wise landscapes f(theta) = sum_i phi(theta_i).
 """
 from __future__ import annotations
 
 import abc
 
 import torch
+
+from adamflow.errors import ConfigError
+from landscapes.params import Param, format_spec
 
 
 class Landscape(abc.ABC):
@@ -24,6 +34,8 @@ class Landscape(abc.ABC):
     dim: int | None = None
     #: one-line description shown by ``adamflow landscapes``
     description: str = ""
+    #: parameter names accepted by the constructor (and by the spec language), in canonical order
+    PARAMS: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def value(self, theta: torch.Tensor) -> torch.Tensor:
@@ -54,9 +66,122 @@ class Landscape(abc.ABC):
             cols.append(self.hvp(theta, e))
         return torch.stack(cols, dim=-1)
 
+    def hessian_diag(self, theta: torch.Tensor) -> torch.Tensor:
+        """(B, n) -> (B, n): the diagonal of the Hessian (default: from :meth:`hessian`)."""
+        return torch.diagonal(self.hessian(theta), dim1=-2, dim2=-1)
+
+    # -- description -------------------------------------------------------------------------
+
+    def params(self) -> dict[str, object]:
+        """Canonical parameter values (numbers, lists or tensors; None = left out of the spec)."""
+        return {}
+
     def spec(self) -> str:
         """Canonical spec string (``name(k=v,...)``) that :func:`landscapes.parse` maps back here."""
-        return self.name
+        return format_spec(self.name, self.params())
+
+    def check_dim(self, n: int) -> int:
+        """Return n if theta0 may have n components, else raise ConfigError."""
+        if self.dim is not None and n != self.dim:
+            raise ConfigError(f"landscape {self.spec()} has dimension {self.dim}, "
+                              f"but theta0 has {n} components")
+        if n < 1:
+            raise ConfigError(f"theta0 must have at least one component, got {n}")
+        return n
+
+    def resolve_dim(self, n: int | None = None) -> int:
+        """The dimension to use: n (checked) when given, else ``dim``; ConfigError if neither."""
+        if n is not None:
+            return self.check_dim(n)
+        if self.dim is None:
+            raise ConfigError(f"landscape {self.spec()} works in any dimension: give theta0")
+        return self.dim
+
+    def minimum_value(self, n: int | None = None) -> float | torch.Tensor | None:
+        """f* = inf f where known in closed form, else None.
+
+        A float when all lanes share it, a (B,) float64 tensor for per-lane parameters; -inf where f
+        is unbounded below. ``n`` is theta's dimension (needed only where f* depends on it).
+        """
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.spec() == other.spec()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.spec()))
 
     def __repr__(self) -> str:
         return f"<Landscape {self.spec()}>"
+
+    # -- helpers for subclasses -------------------------------------------------------------
+
+    def _cast(self, p: Param, theta: torch.Tensor) -> Param:
+        """A stored parameter on theta's dtype/device (Python numbers pass through; cached)."""
+        if not isinstance(p, torch.Tensor):
+            return p
+        if p.dtype == theta.dtype and p.device == theta.device:
+            return p
+        cache = self.__dict__.setdefault("_cast_cache", {})
+        key = (id(p), theta.dtype, theta.device)
+        t = cache.get(key)
+        if t is None:
+            t = p.to(dtype=theta.dtype, device=theta.device)
+            cache[key] = t
+        return t
+
+    def _lanes(self, p: Param, theta: torch.Tensor, pname: str, lead: int = 1) -> Param:
+        """Cast p and check that its leading lane dimension (when it has ``lead`` extra dims) is 1 or B.
+
+        ``lead`` is the number of dimensions of a parameter that is NOT per lane (0 for a lane
+        scalar, 1 for a vector, 2 for a matrix). A lane scalar (B,) is returned as (B, 1) so that it
+        broadcasts against (B, n).
+        """
+        t = self._cast(p, theta)
+        if not isinstance(t, torch.Tensor) or t.dim() <= lead:
+            return t
+        B = theta.shape[0]
+        if t.shape[0] not in (1, B):
+            raise ConfigError(f"parameter '{pname}' of {self.name} has {t.shape[0]} lane values "
+                              f"but theta has {B} lanes")
+        return t.reshape(-1, 1) if lead == 0 else t
+
+
+class Separable(Landscape):
+    """f(theta) = sum_i phi(theta_i): subclasses give phi, phi' and phi'' elementwise."""
+
+    @abc.abstractmethod
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise phi(x), x of shape (B, n)."""
+
+    @abc.abstractmethod
+    def dphi(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise phi'(x)."""
+
+    @abc.abstractmethod
+    def d2phi(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise phi''(x)."""
+
+    def value(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.phi(theta).sum(dim=-1)
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.dphi(theta)
+
+    def hessian_diag(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.d2phi(theta)
+
+    def hvp(self, theta: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+        return self.d2phi(theta) * vec
+
+    def hessian(self, theta: torch.Tensor) -> torch.Tensor:
+        return torch.diag_embed(self.d2phi(theta))
+
+
+def collapse(values: list[float | None]) -> float | torch.Tensor | None:
+    """Per-lane minimum values -> None if any unknown, a float if all equal, else a (B,) tensor."""
+    if any(v is None for v in values):
+        return None
+    if all(v == values[0] for v in values):
+        return float(values[0])  # type: ignore[arg-type]
+    return torch.tensor(values, dtype=torch.float64)

@@ -1,0 +1,5 @@
+import sys
+
+from adamflow.cli import main
+
+sys.exit(main())

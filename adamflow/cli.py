@@ -1,0 +1,154 @@
+"""``adamflow`` command line: a thin layer over the library.
+
+Every invalid input ends with one line ``error: ...`` on stderr and exit code 2 (no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from adamflow.errors import ConfigError
+
+_NUMLIKE = re.compile(r"^-[\d.]")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        raise ConfigError(message.replace("\n", " "))
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text.strip()!r}") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text.strip()!r}") from None
+
+
+def _vector(text: str) -> list[float]:
+    parts = [p for p in text.strip().split(",")]
+    if not parts or any(p.strip() == "" for p in parts):
+        raise argparse.ArgumentTypeError(f"malformed vector {text.strip()!r} (use e.g. -1.2,1)")
+    return [_float(p) for p in parts]
+
+
+def _protect_negative_numbers(argv: list[str]) -> list[str]:
+    """argparse reads '-1.2,1' or '-1e-3' as option flags; a leading space makes them values."""
+    return [" " + a if _NUMLIKE.match(a) else a for a in argv]
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--landscape", required=True, help="landscape spec, e.g. 'rosenbrock1d(c=4)'")
+    p.add_argument("--model", nargs="+", required=True, dest="models",
+                   help="one or more models (see `adamflow models`)")
+    p.add_argument("--theta0", nargs="+", required=True, type=_vector,
+                   help="initial point per lane; comma list for n > 1 (-1.2,1)")
+    p.add_argument("--alpha", nargs="+", required=True, type=_float, help="step sizes")
+    p.add_argument("--beta1", nargs="+", type=_float, help="Adam beta1 (default 0.9)")
+    p.add_argument("--beta2", nargs="+", type=_float, help="Adam beta2 (default 0.999)")
+    p.add_argument("--beta", nargs="+", type=_float, help="RMSProp beta (default 0.99)")
+    p.add_argument("--momentum", nargs="+", type=_float, help="heavy-ball momentum (default 0.9)")
+    p.add_argument("--eps", nargs="+", type=_float, help="epsilon (default 1e-8)")
+    p.add_argument("--u0", nargs="+", type=_float,
+                   help="initial velocity of second-order flows (default 0)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--steps", type=_int, help="K steps (flows: horizon K*alpha)")
+    g.add_argument("--horizon", type=_float, help="time horizon T (K = round(T/alpha))")
+    p.add_argument("--every", type=_int, default=1, help="record every N-th step")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float64", help="float64 or float32")
+    p.add_argument("--scheme", default="exact", help="flow integration scheme (exact)")
+    p.add_argument("--rtol", type=_float, help="flow relative tolerance (1e-10; float32 1e-5)")
+    p.add_argument("--atol", type=_float, help="flow absolute tolerance (1e-12; float32 1e-7)")
+    p.add_argument("--json", metavar="PATH", help="write JSON ('-' = stdout)")
+    p.add_argument("--csv", metavar="PATH", help="write CSV (one row per lane and sample)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="adamflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p_run = sub.add_parser("run", help="run discrete optimizers and/or flows over lanes")
+    _add_run_options(p_run)
+    sub.add_parser("models", help="list models")
+    sub.add_parser("landscapes", help="list landscapes")
+    p_figs = sub.add_parser("figs", help="reproduce figures into a folder")
+    p_figs.add_argument("--out", default="paper_figs/out")
+    p_figs.add_argument("--only", nargs="+", default=None)
+    p_figs.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from adamflow import experiment
+    from adamflow.output import write_csv, write_json
+
+    spec = experiment.RunSpec(
+        landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
+        beta1=args.beta1, beta2=args.beta2, beta=args.beta, momentum=args.momentum,
+        eps=args.eps, u0=args.u0, steps=args.steps, horizon=args.horizon, every=args.every,
+        device=args.device, dtype=args.dtype, scheme=args.scheme, rtol=args.rtol,
+        atol=args.atol)
+    results = experiment.run(spec)
+    records = experiment.lane_records(results)
+    if args.json:
+        write_json({"lanes": records}, args.json)
+    if args.csv:
+        header, rows = experiment.csv_rows(records)
+        write_csv(header, rows, args.csv)
+    if not args.json and not args.csv:
+        for rec in records:
+            extra = f" u0={rec['u0']}" if rec.get("u0") is not None else ""
+            print(f"{rec['model']:<13} alpha={rec['alpha']:<8g}{extra} status={rec['status']:<8} "
+                  f"final_theta={rec['final_theta']} final_f={rec['final_f']}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from adamflow.models import registry
+
+    for name, info in registry().items():
+        hp = ", ".join(info.hyperparameters)
+        print(f"{name:<14} {info.kind:<9} {info.description}  [{hp}]")
+    return 0
+
+
+def cmd_landscapes(args) -> int:
+    import landscapes
+
+    for name, desc in landscapes.available():
+        print(f"{name:<14} {desc}")
+    return 0
+
+
+def cmd_figs(args) -> int:
+    from paper_figs import build
+
+    build.main(out=args.out, only=args.only, quiet=args.quiet)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "models": cmd_models, "landscapes": cmd_landscapes, "figs": cmd_figs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(_protect_negative_numbers(argv))
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
