@@ -138,6 +138,58 @@ class NonlocalAdamFlow(SemilinearFlow):
         epsq = (hp.eps * sq)[:, None]
         return eta * m / (torch.sqrt(torch.clamp(v, min=0.0)) + epsq)
 
+    def direction_partials(self, s: torch.Tensor, m: torch.Tensor, v: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """dA/dm, dA/dv (0 where v <= 0, as for the clamped sqrt) and dA/ds, each (B, n)."""
+        hp = self.hp
+        q = s / hp.alpha + 1.0
+
+        def factor(b):
+            c = one_minus_pow(b, q)
+            bq = torch.exp(q * torch.log(b))
+            dc = torch.where(b > 0, -bq * torch.log(torch.where(b > 0, b, torch.ones_like(b))),
+                             torch.zeros_like(b)) / hp.alpha
+            return c, dc
+
+        c1, dc1 = factor(hp.beta1)
+        c2, dc2 = factor(hp.beta2)
+        sq = torch.sqrt(c2)
+        eta = sq / c1
+        deta = dc2 / (2.0 * sq * c1) - sq * dc1 / (c1 * c1)
+        epsq = hp.eps * sq
+        depsq = hp.eps * dc2 / (2.0 * sq)
+        pos = v > 0
+        rv = torch.sqrt(torch.where(pos, v, torch.zeros_like(v)))
+        S = rv + epsq[:, None]
+        dA_dm = eta[:, None] / S
+        dA_dv = torch.where(pos, -eta[:, None] * m / (S * S * 2.0 * torch.where(pos, rv, torch.ones_like(rv))),
+                            torch.zeros_like(v))
+        dA_ds = deta[:, None] * m / S - eta[:, None] * m * depsq[:, None] / (S * S)
+        return dA_dm, dA_dv, dA_ds
+
+    def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Closed-form Jacobian of L y + N (see :meth:`SemilinearFlow.jacobian`)."""
+        B, n, d = y.shape
+        theta = y[..., 0]
+        g = self.landscape.grad(theta)
+        H = self.landscape.hessian(theta)
+        m, v = self.memories(y)
+        dA_dm, dA_dv, dA_ds = self.direction_partials(t, m, v)
+        rA = 0 if self.order == 1 else 1
+        kA = (-torch.ones_like(self.hp.alpha) if self.order == 1 else -2.0 / self.hp.alpha)
+        local = self._L[:, None].expand(B, n, d, d).clone()
+        local[:, :, rA, self._sl_m] += (kA[:, None] * dA_dm)[..., None] * self._cm[:, None, :]
+        local[:, :, rA, self._sl_v] += (kA[:, None] * dA_dv)[..., None] * self._cv[:, None, :]
+        J4 = y.new_zeros(B, n, d, n, d)
+        ar = torch.arange(n, device=y.device)
+        J4[:, ar, :, ar, :] = local.permute(1, 0, 2, 3)
+        J4[:, :, self._sl_m, :, 0] += torch.einsum("bj,bik->bijk", self._bm, H)
+        J4[:, :, self._sl_v, :, 0] += torch.einsum("bj,bi,bik->bijk", self._bv, 2.0 * g, H)
+        Jt = y.new_zeros(B, n, d)
+        Jt[:, :, rA] = kA[:, None] * dA_ds
+        D = n * d
+        return J4.reshape(B, D, D), Jt.reshape(B, D)
+
     def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         theta = y[..., 0]
         g = self.landscape.grad(theta)
@@ -208,8 +260,12 @@ class AdamFlow1(NonlocalAdamFlow):
 class AdamFlow2(NonlocalAdamFlow):
     """Second-order inertial model: (alpha/2) theta'' + theta' = -A(s), memories with lam*K2.
 
-    State per coordinate (theta, u, m, m', v, v'), u = theta'.
+    State per coordinate (theta, u, m, m', v, v'), u = theta'. The fast derivative states u, m', v'
+    are left out of the integrator's error control (see
+    :meth:`flows.semilinear.SemilinearFlow.error_weights`).
     """
+
+    uncontrolled = ("u", "dm", "dv")
 
     name = "adam-flow2"
     hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "u0": 0.0}
@@ -263,6 +319,26 @@ class _AccumulatorFlow(SemilinearFlow):
         g = self.landscape.grad(theta)
         d = -g / (torch.sqrt(torch.clamp(v, min=0.0)) + self.hp.eps[:, None])
         return torch.stack([d, self._gain[:, None] * g * g], dim=-1)
+
+    def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Closed-form Jacobian of L y + N (autonomous: J_t = 0)."""
+        B, n, d = y.shape
+        theta, v = y[..., 0], y[..., 1]
+        g = self.landscape.grad(theta)
+        H = self.landscape.hessian(theta)
+        pos = v > 0
+        rv = torch.sqrt(torch.where(pos, v, torch.zeros_like(v)))
+        S = rv + self.hp.eps[:, None]
+        J4 = y.new_zeros(B, n, d, n, d)
+        ar = torch.arange(n, device=y.device)
+        J4[:, :, 0, :, 0] = -H / S[..., None]
+        J4[:, ar, 0, ar, 1] = torch.where(
+            pos, g / (S * S * 2.0 * torch.where(pos, rv, torch.ones_like(rv))),
+            torch.zeros_like(v))
+        J4[:, ar, 1, ar, 1] = self._L[:, 1, 1][:, None].expand(B, n)
+        J4[:, :, 1, :, 0] = 2.0 * self._gain[:, None, None] * g[..., None] * H
+        D = n * d
+        return J4.reshape(B, D, D), y.new_zeros(B, D)
 
     def initial_state(self, theta0: torch.Tensor) -> torch.Tensor:
         g0 = self.landscape.grad(theta0)

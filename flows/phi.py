@@ -56,3 +56,26 @@ def phi_functions(Z: torch.Tensor, k: int) -> list[torch.Tensor]:
     d = Z.shape[-1]
     E = torch.linalg.matrix_exp(augmented_matrix(Z, k))
     return [E[..., :d, j * d:(j + 1) * d] for j in range(k + 1)]
+
+
+def phi_combination(Z: torch.Tensor, vectors: list[torch.Tensor]) -> torch.Tensor:
+    """sum_{k=1}^{p} phi_k(Z) w_k for vectors ``[w_1, ..., w_p]`` (each (..., m) or None for zero),
+    from one matrix exponential of size m + p (Al-Mohy & Higham 2011, Thm. 2.1):
+
+        A^ = [[Z, W], [0, K]],   W = [w_p, ..., w_1],   K = the p x p upper shift matrix,
+        exp(A^) e_{m+p} = [sum_k phi_k(Z) w_k ; ...].
+
+    Much cheaper than the full phi matrices when only a few products are needed (m + p instead of
+    m (k + 1)).
+    """
+    p = len(vectors)
+    *lead, m, _ = Z.shape
+    A = Z.new_zeros(*lead, m + p, m + p)
+    A[..., :m, :m] = Z
+    for k, w in enumerate(vectors, start=1):
+        if w is not None:
+            A[..., :m, m + p - k] = w
+    for i in range(p - 1):
+        A[..., m + i, m + i + 1] = 1.0
+    E = torch.linalg.matrix_exp(A)
+    return E[..., :m, m + p - 1]

@@ -26,6 +26,13 @@ def apply_linear(L: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bij,bnj->bni", L, y)
 
 
+def linear_kron(L: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, d, d) -> (B, n d, n d): L acting on every coordinate (block diagonal, row-major layout)."""
+    B, d, _ = L.shape
+    eye = torch.eye(n, dtype=L.dtype, device=L.device)
+    return torch.einsum("ik,brc->birkc", eye, L).reshape(B, n * d, n * d)
+
+
 class SemilinearFlow(torch.nn.Module, abc.ABC):
     """Base class of all flows. Subclasses implement the abstract members below.
 
@@ -71,6 +78,43 @@ class SemilinearFlow(torch.nn.Module, abc.ABC):
     def outputs(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named per-coordinate quantities to report, each (..., n). Default: every component."""
         return {c: y[..., i] for i, c in enumerate(self.components)}
+
+    #: components left out of the integrator's error control (see :meth:`error_weights`)
+    uncontrolled: tuple[str, ...] = ()
+
+    def error_weights(self) -> torch.Tensor:
+        """(d,) weights of the components in the local-error norm: 1 = controlled, 0 = not.
+
+        Fast derivative states that relax on the alpha time scale onto values set by the slow
+        states (u = theta', m', v' of the second-order model) can be left out: their local errors
+        are damped within O(alpha) and reach theta, m, v only through integration, where they are
+        controlled. Listed in :attr:`uncontrolled`.
+        """
+        return torch.tensor([0.0 if c in self.uncontrolled else 1.0 for c in self.components],
+                            dtype=torch.float64)
+
+    def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Jacobian of the full right-hand side F = L y + N(t, y) per lane.
+
+        Returns ``(J_y, J_t)``: J_y (B, D, D) = dF/dy and J_t (B, D) = dF/dt with the state flattened
+        row-major, D = n d (component c of coordinate i at index i d + c). Used by the exponential
+        Rosenbrock integrator (:mod:`flows.exprb`). This default differentiates ``nonlinear`` by
+        reverse-mode autograd (D + 1 backward passes); flows override it with closed forms.
+        """
+        B, n, d = y.shape
+        D = n * d
+        with torch.enable_grad():
+            tt = t.detach().clone().requires_grad_(True)
+            yy = y.detach().clone().requires_grad_(True)
+            Nv = self.nonlinear(tt, yy).reshape(B, D)
+            rows, trow = [], []
+            for k in range(D):
+                gy, gt = torch.autograd.grad(Nv[:, k].sum(), (yy, tt), retain_graph=True,
+                                             allow_unused=True)
+                rows.append(torch.zeros_like(yy).reshape(B, D) if gy is None else gy.reshape(B, D))
+                trow.append(torch.zeros_like(tt) if gt is None else gt)
+        Jy = torch.stack(rows, dim=1) + linear_kron(self.linear_operator(), n)
+        return Jy.detach(), torch.stack(trow, dim=1).detach()
 
     def subset(self, idx: torch.Tensor) -> "SemilinearFlow":
         """The same flow restricted to lanes ``idx`` (used to retire finished lanes)."""

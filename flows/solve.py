@@ -16,7 +16,8 @@ Per attempted step (all lanes at once, lanes merged with ``torch.where``):
 5. Accepted lanes: N(t1, y1) is evaluated once (first stage of the next step and y1' for dense output).
    If flow.theta(y1) is NaN/inf or exceeds DIVERGENCE_BOUND the lane becomes DIVERGED at t1 and is frozen
    (its outputs after the last good step stay NaN); divergence is declared from the state only.
-6. Step floor h < 1e-14 max(1, |t|) -> STEP_UNDERFLOW; ``max_steps`` attempts -> MAX_STEPS.
+6. Step floor h < 1e-14 max(1, |t|) -> STEP_UNDERFLOW, or DIVERGED at t when the last trial state was
+   NaN/inf (the right-hand side is not finite ahead); ``max_steps`` attempts -> MAX_STEPS.
 
 Dense output: every output time in (t, t + h] of an accepted step is filled by the quintic Hermite
 interpolant through (y0, y0'), (y_mid, y_mid'), (y1, y1') with y' = L y + N(t, y) (all derivatives are
@@ -39,9 +40,13 @@ import torch
 
 from adamflow.trajectory import Status, diverged_mask
 from flows.controllers import PIController
+from flows.exprb import ExpRosenbrock43
 from flows.semilinear import SemilinearFlow, apply_linear
 from flows.solvers import (ExponentialRK, HochbruckOstermann4, StepDoubling, hermite5_defect,
                            hermite5_weights)
+
+#: largest flattened state (n d) for which the full-Jacobian exponential Rosenbrock method is default
+EXPRB_MAX_DIM = 64
 
 #: relative step floor: h < STEP_FLOOR * max(1, |t|) -> STEP_UNDERFLOW
 STEP_FLOOR = 1e-14
@@ -80,7 +85,7 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
           rtol: float = 1e-10, atol: float | torch.Tensor = 1e-12, h0=None,
           max_steps: int = 1_000_000, t0=0.0, solver: ExponentialRK | None = None,
           controller=None, dense_control: bool = True, sync_every: int = 16,
-          compact: bool = True) -> Solution:
+          compact: bool = True, method=None) -> Solution:
     """Integrate ``flow`` from ``y0`` at time ``t0`` and sample it at per-lane times ``t_out``.
 
     Args:
@@ -94,7 +99,13 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
         h0: first step (float or (B,) tensor); default min(1e-2, 1e-3 / ||L||_inf) per lane.
         max_steps: per-lane budget of attempted steps (accepted + rejected).
         t0: initial time (float or (B,) tensor).
-        solver: exponential RK method (default :class:`flows.solvers.HochbruckOstermann4`).
+        method: the error-estimating stepper (``order`` of its error estimate and
+            ``step(flow, t, y, h, L, N0) -> DoublingResult``). Default: the exponential Rosenbrock
+            method :class:`flows.exprb.ExpRosenbrock43` (full Jacobian; handles the state-dependent
+            stiffness of the adaptive gain) when n d <= EXPRB_MAX_DIM, else step doubling of
+            ``solver``.
+        solver: exponential RK method for step doubling (default
+            :class:`flows.solvers.HochbruckOstermann4`); giving it selects step doubling.
         controller: step-size controller (default :class:`flows.controllers.PIController`; use
             :class:`flows.controllers.ConstantStep` for fixed steps).
         dense_control: steps with output times strictly inside (t, t + h) also bound the dense-output
@@ -110,11 +121,18 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
         raise ValueError(f"solve: y0 must be (B, n, d), got {tuple(y0.shape)}")
     B, n, d = y0.shape
     dtype, device = y0.dtype, y0.device
-    doubling = StepDoubling(solver if solver is not None else HochbruckOstermann4())
+    if method is not None:
+        doubling = method
+    elif solver is not None or n * d > EXPRB_MAX_DIM:
+        doubling = StepDoubling(solver if solver is not None else HochbruckOstermann4())
+    else:
+        doubling = ExpRosenbrock43()
     controller = controller if controller is not None else PIController()
     rtol = max(float(rtol), 100.0 * torch.finfo(dtype).eps)
     atol_t = torch.as_tensor(atol, dtype=dtype, device=device)
 
+    # components excluded from error control by the flow (fast, slaved derivative states)
+    ew = flow.error_weights().to(dtype=dtype, device=device)
     t_out = _as_lane_times(t_out, B, dtype, device)
     T = t_out.shape[1]
     if n_out is None:
@@ -236,7 +254,7 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
             res = doubling.step(flow, t, y, h_eff, L, N0)
             y_new = res.y_new
             scale = atol_t + rtol * torch.maximum(y.abs(), y_new.abs())
-            en = (res.error.abs() / scale).amax(dim=(1, 2)) if n * d > 0 else torch.zeros_like(t)
+            en = ((res.error.abs() * ew) / scale).amax(dim=(1, 2)) if n * d > 0 else torch.zeros_like(t)
             en = torch.where(torch.isnan(en), torch.full_like(en, float("inf")), en)
             t_new = torch.where(last, t_end_l, t + h_eff)
             N1 = flow.nonlinear(t_new, y_new)
@@ -249,7 +267,7 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
                 t_next = t_search_l.gather(1, nxt.clamp(max=T - 1))[:, 0]
                 inside = (nxt[:, 0] < n_out_l) & (t_next < t_new)
                 hh = h_eff[:, None, None]
-                dd = hermite5_defect([y, hh * f0, res.y_mid, hh * fm, y_new, hh * f1]) / scale
+                dd = hermite5_defect([y, hh * f0, res.y_mid, hh * fm, y_new, hh * f1]) * ew / scale
                 ed = dd.amax(dim=(1, 2)) if n * d > 0 else torch.zeros_like(t)
                 ed = torch.where(torch.isnan(ed), torch.full_like(ed, float("inf")), ed)
                 en = torch.where(inside, torch.maximum(en, ed), en)
@@ -272,7 +290,12 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
             nfev = nfev + was_active.long() * res.nfev + acc.long()
             active = was_active & ~div & (t < t_end_l)
             under = active & (h < floor * torch.clamp(t.abs(), min=1.0))
+            # a step size driven to the floor by non-finite trial states means the trajectory runs
+            # into a region where the right-hand side is NaN/inf: the lane diverged at t
+            blown = under & ~torch.isfinite(y_new).all(dim=-1).all(dim=-1)
             status = torch.where(under, torch.full_like(status, int(Status.STEP_UNDERFLOW)), status)
+            status = torch.where(blown, torch.full_like(status, int(Status.DIVERGED)), status)
+            div_at = torch.where(blown, t, div_at)
             active = active & ~under
             out_of_steps = active & (n_steps >= max_steps)
             status = torch.where(out_of_steps, torch.full_like(status, int(Status.MAX_STEPS)), status)
