@@ -97,7 +97,7 @@ class Adam(DiscreteOptimizer):
     """
 
     name = "adam"
-    description = "Adam with bias correction (torch.optim.Adam form)"
+    description = "Adam with bias correction (SPEC formula; torch.optim.Adam-exact with arithmetic=\"torch\")"
     hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
     checks = {"alpha": check_alpha, "beta1": check_beta, "beta2": check_beta, "eps": check_eps}
     moment_names = ("m", "v")

@@ -47,9 +47,9 @@ def make(out_dir: str, progress=lambda msg: None, steps: int = STEPS) -> list[st
     progress("running lanes")
     recs = records(steps)
     progress("plotting")
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    fig, axes = plt.subplots(3, 2, figsize=(11, 10.5))
     panels = (("theta", r"$\theta$"), ("f", r"$f(\theta)$"), ("m", "m"), ("v", "v"))
-    for ax, (key, ylabel) in zip(axes.flat, panels):
+    for ax, (key, ylabel) in zip(axes.flat[:4], panels):
         for rec in recs:
             k = [t / ALPHA for t in rec["t"]]
             y = [row[0] if isinstance(row, list) else row for row in rec[key]]
@@ -60,6 +60,21 @@ def make(out_dir: str, progress=lambda msg: None, steps: int = STEPS) -> list[st
         ax.set_xlabel("iteration k = t / alpha")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+    # distance of each flow from the discrete iterates, sampled at t = k alpha
+    ref = next(r for r in recs if r["model"] == "adam")
+    for ax, key, ylabel in ((axes[2, 0], "theta", r"$|\theta(k\alpha) - \theta_k|$"),
+                            (axes[2, 1], "f", r"$|f(\theta(k\alpha)) - f(\theta_k)|$")):
+        for rec in recs:
+            if rec["model"] == "adam":
+                continue
+            k = [t / ALPHA for t in rec["t"]]
+            y = [abs((a[0] if isinstance(a, list) else a) - (b[0] if isinstance(b, list) else b))
+                 for a, b in zip(rec[key], ref[key])]
+            ax.semilogy(k[1:], y[1:], lw=1.2, ls="--" if rec["model"] == "adam-flow1" else "-",
+                        label=label(rec))
+        ax.set_xlabel("iteration k = t / alpha")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(TITLE, fontsize=10)
     fig.tight_layout()
