@@ -41,6 +41,7 @@ import torch
 
 from adamflow.errors import ConfigError
 from adamflow.hyper import LaneValue, lane_tensor
+from adamflow.threading_policy import small_batch_threads
 from adamflow.trajectory import Status, Trajectory, diverged_mask
 
 #: how often (in steps) run() checks whether every lane has diverged (the only host sync in the loop)
@@ -160,6 +161,14 @@ class DiscreteOptimizer:
     # ------------------------------------------------------------------ run
     def run(self, landscape, theta0: torch.Tensor, steps: int, every: int = 1,
             record_moments: bool = True) -> Trajectory:
+        """See :meth:`_run`; small CPU batches run with one intra-op thread."""
+        if not isinstance(theta0, torch.Tensor):
+            raise ConfigError("theta0 must be a (B, n) tensor")
+        with small_batch_threads(theta0):
+            return self._run(landscape, theta0, steps, every, record_moments)
+
+    def _run(self, landscape, theta0: torch.Tensor, steps: int, every: int = 1,
+             record_moments: bool = True) -> Trajectory:
         """Run ``steps`` updates on all lanes and record every ``every``-th iterate.
 
         Samples are taken at k = 0, every, 2*every, ... and always at k = steps; ``t = k * alpha``.

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from adamflow.threading_policy import small_batch_threads
 from adamflow.trajectory import Status, diverged_mask
 from flows.controllers import PIController
 from flows.exprb import ExpRosenbrock43
@@ -81,7 +82,16 @@ def _as_lane_times(t_out, B: int, dtype, device) -> torch.Tensor:
     return t_out.contiguous()
 
 
-def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
+def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, **kwargs
+          ) -> Solution:
+    """Integrate ``flow`` from ``y0`` and sample it at ``t_out``; see :func:`_solve` for the
+    arguments. Small CPU batches run with one intra-op thread
+    (:func:`adamflow.threading_policy.small_batch_threads`)."""
+    with small_batch_threads(y0):
+        return _solve(flow, y0, t_out, n_out, **kwargs)
+
+
+def _solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
           rtol: float = 1e-10, atol: float | torch.Tensor = 1e-12, h0=None,
           max_steps: int = 1_000_000, t0=0.0, solver: ExponentialRK | None = None,
           controller=None, dense_control: bool = True, sync_every: int = 16,

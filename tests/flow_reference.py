@@ -47,11 +47,11 @@ def rhs_flow2(c, alpha, b1, b2, eps):
 
 
 def lsoda_flow(model, c, theta0, alpha, b1, b2, T, u0=0.0, eps=1e-8, t_eval=None, rtol=1e-11,
-               atol=1e-13):
+               atol=1e-13, method="LSODA"):
     if model == "adam-flow1":
         f, y0 = rhs_flow1(c, alpha, b1, b2, eps), [theta0, 0.0, 0.0]
     else:
         f, y0 = rhs_flow2(c, alpha, b1, b2, eps), [theta0, u0, 0.0, 0.0, 0.0, 0.0]
-    sol = solve_ivp(f, (0.0, T), y0, method="LSODA", rtol=rtol, atol=atol, t_eval=t_eval)
+    sol = solve_ivp(f, (0.0, T), y0, method=method, rtol=rtol, atol=atol, t_eval=t_eval)
     assert sol.success, sol.message
     return sol
