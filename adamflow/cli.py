@@ -71,6 +71,22 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="PATH", help="write CSV (one row per lane and sample)")
 
 
+def study_modules() -> list:
+    """The analysis modules present (see :data:`analysis.STUDIES`)."""
+    import importlib
+
+    import analysis
+
+    mods = []
+    for path in analysis.STUDIES:
+        try:
+            mods.append(importlib.import_module(path))
+        except ModuleNotFoundError as exc:
+            if exc.name != path:
+                raise
+    return mods
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="adamflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -78,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p_run)
     sub.add_parser("models", help="list models")
     sub.add_parser("landscapes", help="list landscapes")
+    for mod in study_modules():
+        p_study = sub.add_parser(mod.COMMAND, help=mod.HELP)
+        mod.add_arguments(p_study)
     p_figs = sub.add_parser("figs", help="reproduce figures into a folder")
     p_figs.add_argument("--out", default="paper_figs/out")
     p_figs.add_argument("--only", nargs="+", default=None)
@@ -141,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(_protect_negative_numbers(argv))
-        return COMMANDS[args.command](args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        study = {m.COMMAND: m for m in study_modules()}[args.command]
+        return study.main(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -123,8 +123,8 @@ class NonlocalAdamFlow(SemilinearFlow):
 
     def memories(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n, d) -> m, v each (B, n)."""
-        m = torch.einsum("bj,bnj->bn", self._cm, y[..., self._sl_m])
-        v = torch.einsum("bj,bnj->bn", self._cv, y[..., self._sl_v])
+        m = (self._cm[:, None, :] * y[..., self._sl_m]).sum(-1)
+        v = (self._cv[:, None, :] * y[..., self._sl_v]).sum(-1)
         return m, v
 
     def direction(self, s: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -183,8 +183,9 @@ class NonlocalAdamFlow(SemilinearFlow):
         J4 = y.new_zeros(B, n, d, n, d)
         ar = torch.arange(n, device=y.device)
         J4[:, ar, :, ar, :] = local.permute(1, 0, 2, 3)
-        J4[:, :, self._sl_m, :, 0] += torch.einsum("bj,bik->bijk", self._bm, H)
-        J4[:, :, self._sl_v, :, 0] += torch.einsum("bj,bi,bik->bijk", self._bv, 2.0 * g, H)
+        J4[:, :, self._sl_m, :, 0] += self._bm[:, None, :, None] * H[:, :, None, :]
+        J4[:, :, self._sl_v, :, 0] += (self._bv[:, None, :, None] * (2.0 * g)[:, :, None, None]
+                                       * H[:, :, None, :])
         Jt = y.new_zeros(B, n, d)
         Jt[:, :, rA] = kA[:, None] * dA_ds
         D = n * d

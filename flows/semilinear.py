@@ -23,7 +23,7 @@ import torch
 
 def apply_linear(L: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B, d, d) x (B, n, d) -> (B, n, d): the per-coordinate matrix product L y."""
-    return torch.einsum("bij,bnj->bni", L, y)
+    return torch.matmul(y, L.transpose(-1, -2))
 
 
 def linear_kron(L: torch.Tensor, n: int) -> torch.Tensor:

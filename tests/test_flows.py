@@ -79,10 +79,11 @@ def test_full_grid_matches_lsoda(model):
     """The issue's acceptance grid, all lanes in one batch: |theta(5) - LSODA| <= 1e-8 on every lane
     whose reference is itself determined to that accuracy.
 
-    Some lanes (small beta2 or small beta1 at alpha = 1e-3) chatter around the minimiser for most
-    of the horizon; there theta(5) is ill-conditioned: LSODA at rtol 1e-11 and DOP853 at 1e-13
-    disagree by 1e-6 to 1e-3, as do LSODA runs with different atol. Such lanes are reported and
-    excluded (no solver can match an unconverged reference); they must stay a minority.
+    Where LSODA at rtol 1e-11 is not converged to 1e-9 (it disagrees with DOP853 at 1e-13), the
+    reference is refined (LSODA at 1e-13). Some lanes (small beta2 or small beta1 at alpha = 1e-3)
+    chatter around the minimiser for most of the horizon; there theta(5) is ill-conditioned: the
+    references disagree with each other by 1e-6 to 1e-3. Such lanes are reported and excluded (no
+    solver can match an unconverged reference); they must stay a minority.
     """
     rows = [(a, b1, b2, u0) for (a, b1, b2) in GRID
             for u0 in ((-1.0, 2.0) if model == "adam-flow2" else (0.0,))]
@@ -90,15 +91,19 @@ def test_full_grid_matches_lsoda(model):
                   [r[2] for r in rows], 5.0, u0s=[r[3] for r in rows])
     ill, checked = [], 0
     for i, (a, b1, b2, u0) in enumerate(rows):
+        ours = float(tr.final_theta()[i, 0])
+        assert int(tr.status[i]) == Status.OK, rows[i]
         ref = lsoda_flow(model, 1.5, -1.5, a, b1, b2, 5.0, u0=u0).y[0, -1]
         alt = lsoda_flow(model, 1.5, -1.5, a, b1, b2, 5.0, u0=u0, method="DOP853", rtol=1e-13,
                          atol=1e-14).y[0, -1]
-        assert int(tr.status[i]) == Status.OK, rows[i]
         if abs(ref - alt) > 1e-9:
-            ill.append((rows[i], ref, alt, float(tr.final_theta()[i, 0])))
-            continue
+            # LSODA at 1e-11 is not converged here: refine the reference, or give up on the lane
+            ref = lsoda_flow(model, 1.5, -1.5, a, b1, b2, 5.0, u0=u0, rtol=1e-13, atol=1e-15).y[0, -1]
+            if abs(ref - alt) > 1e-9:
+                ill.append((rows[i], ref, alt, ours))
+                continue
         checked += 1
-        assert abs(float(tr.final_theta()[i, 0]) - ref) <= 1e-8, rows[i]
+        assert abs(ours - ref) <= 1e-8, (rows[i], ours, ref, alt)
     print(f"{model}: {checked} lanes checked, {len(ill)} ill-conditioned: {ill}")
     assert len(ill) <= len(rows) // 4
 
