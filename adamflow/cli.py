@@ -65,6 +65,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float64", help="float64 or float32")
     p.add_argument("--scheme", default="exact", help="flow integration scheme (exact)")
+    p.add_argument("--integrator", default="exprb43",
+                   help="exact-mode stepper: exprb43 (default) or etd4")
     p.add_argument("--rtol", type=_float, help="flow relative tolerance (1e-10; float32 1e-5)")
     p.add_argument("--atol", type=_float, help="flow absolute tolerance (1e-12; float32 1e-7)")
     p.add_argument("--json", metavar="PATH", help="write JSON ('-' = stdout)")
@@ -112,7 +114,8 @@ def cmd_run(args) -> int:
         landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
         beta1=args.beta1, beta2=args.beta2, beta=args.beta, momentum=args.momentum,
         eps=args.eps, u0=args.u0, steps=args.steps, horizon=args.horizon, every=args.every,
-        device=args.device, dtype=args.dtype, scheme=args.scheme, rtol=args.rtol,
+        device=args.device, dtype=args.dtype, scheme=args.scheme, integrator=args.integrator,
+        rtol=args.rtol,
         atol=args.atol)
     results = experiment.run(spec)
     records = experiment.lane_records(results)

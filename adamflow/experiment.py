@@ -43,6 +43,7 @@ class RunSpec:
     device: str = "cpu"
     dtype: str = "float64"
     scheme: str = "exact"
+    integrator: str = "exprb43"   # exact-mode stepper, see INTEGRATORS
     rtol: float | None = None     # default: 1e-10 (float64), 1e-5 (float32)
     atol: float | None = None     # default: 1e-12 (float64), 1e-7 (float32)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -74,11 +75,31 @@ def validate(spec: RunSpec) -> None:
         for x in t:
             if not math.isfinite(x):
                 raise ConfigError(f"theta0 must be finite, got {x}")
+    if spec.integrator not in INTEGRATORS:
+        raise ConfigError(f"unknown integrator {spec.integrator!r} "
+                          f"(choose from: {', '.join(INTEGRATORS)})")
     if spec.scheme != "exact":
         raise ConfigError(f"unknown scheme {spec.scheme!r} (available: exact)")
     for tol, name in ((spec.rtol, "rtol"), (spec.atol, "atol")):
         if tol is not None and (not math.isfinite(tol) or tol <= 0):
             raise ConfigError(f"{name} must be a positive finite number, got {tol}")
+
+
+#: exact-mode steppers (``--integrator``):
+#: exprb43 - exponential Rosenbrock, full Jacobian: robust also where the adaptive gain makes the
+#:           flow stiff (small beta2, late in a run); the default
+#: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
+#:           steps on smooth runs, stability-limited where the nonlinear part is stiff
+INTEGRATORS = ("exprb43", "etd4")
+
+
+def integrator_kwargs(name: str) -> dict:
+    """Keyword arguments of :func:`flows.solve.solve` selecting the stepper ``name``."""
+    if name == "etd4":
+        from flows.solvers import HochbruckOstermann4
+
+        return {"solver": HochbruckOstermann4()}
+    return {}
 
 
 DEFAULT_TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-7)}
@@ -196,7 +217,9 @@ def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
     theta0 = torch.tensor([ln["theta0"] for ln in lanes], dtype=dtype, device=device)
     rtol, atol = tolerances(spec, dtype)
     traj = simulate(flow, theta0, t_out, n_out, rtol=rtol, atol=atol,
-                    params=_params(info, lanes), meta={"scheme": spec.scheme})
+                    params=_params(info, lanes),
+                    meta={"scheme": spec.scheme, "integrator": spec.integrator},
+                    **integrator_kwargs(spec.integrator))
     if "v" in traj.extras and info.name == "adam-flow2":
         v = traj.extras["v"]
         rows = torch.arange(v.shape[1], device=v.device)[None, :] < traj.n_out[:, None]

@@ -1,4 +1,4 @@
-"""The exact-mode integration loop: batched, per-lane adaptive exponential Runge-Kutta.
+"""The exact-mode integration loop: batched, per-lane adaptive exponential integrators.
 
 Solves dy/dt = L y + N(t, y) (the :mod:`flows.semilinear` contract) for B independent lanes, each with
 its own time, step size, accept/reject decision, output grid and status, and samples the solution at
@@ -8,9 +8,13 @@ Per attempted step (all lanes at once, lanes merged with ``torch.where``):
 
 1. h_eff = h, or the remaining distance to the lane's last output time when t + 1.01 h reaches it
    (the last output time is hit exactly; steps are *not* clipped to the other output times).
-2. :class:`flows.solvers.StepDoubling`: one step h against two steps h/2 of the exponential RK method;
-   err = (y_half2 - y_full) / (2^p - 1); the two-half-step solution is propagated.
-3. Error norm per lane: max over (n, d) of |err| / (atol + rtol max(|y0|, |y1|)); NaN/inf -> inf.
+2. The stepper returns the new state, a local error estimate, a midpoint and N there. Default:
+   :class:`flows.exprb.ExpRosenbrock43` (exponential Rosenbrock, full per-lane Jacobian, embedded
+   order-3 estimate; handles the state-dependent stiffness of the adaptive gain). Alternative
+   (``solver=...``): :class:`flows.solvers.StepDoubling` of an exponential RK method with the fixed
+   linear part L, one step h against two steps h/2, err = (y_half2 - y_full) / (2^p - 1).
+3. Error norm per lane: max over (n, d) of w |err| / (atol + rtol max(|y0|, |y1|)) with the flow's
+   component weights w (:meth:`flows.semilinear.SemilinearFlow.error_weights`); NaN/inf -> inf.
    Steps with output times strictly inside also bound the dense-output defect (see below).
 4. Controller (per lane): accept iff norm <= 1, next step size.
 5. Accepted lanes: N(t1, y1) is evaluated once (first stage of the next step and y1' for dense output).

@@ -300,3 +300,17 @@ def test_cli_flow_errors(capsys, args):
     code = main(base + args)
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_cli_integrator_choice_agrees(capsys):
+    out = {}
+    for integ in ("exprb43", "etd4"):
+        code = main(["run", "--landscape", "rosenbrock1d(c=4)", "--model", "adam-flow2", "--theta0", "-1.5",
+                     "--alpha", "1e-2", "--beta1", "0.9", "--beta2", "0.999", "--u0", "1", "--steps", "100",
+                     "--integrator", integ, "--json", "-"])
+        text, err = capsys.readouterr()
+        assert code == 0, err
+        out[integ] = json.loads(text)["lanes"][0]["final_theta"][0]
+    assert out["exprb43"] == pytest.approx(out["etd4"], abs=1e-8)
+    assert main(["run", "--landscape", "rosenbrock1d(c=4)", "--model", "adam-flow2", "--theta0", "-1.5",
+                 "--alpha", "1e-2", "--steps", "10", "--integrator", "rk4"]) == 2

@@ -1,0 +1,414 @@
+"""alpha-refinement study (SPEC §4 error protocols, §5): distance between a discrete method and its
+continuous-time models as alpha -> 0, with log-log slope fits.
+
+For each step size alpha the discrete reference (default Adam) runs K steps and every (model, u0) flow
+is integrated exactly and sampled at the same times t = k*alpha (and, under the paper protocol, at
+T_used). Errors, with the Euclidean norm over theta's coordinates:
+
+* ``clean`` (default): T = horizon (when per-alpha epochs are given, T = min(T, (epochs-1) alpha));
+  K = round(T/alpha); E_T = |theta_K - theta(K alpha)|, E_f = |f(theta_K) - f(theta(K alpha))|.
+* ``paper`` (arXiv 2602.09101): h = alpha/5, n = 5(epochs-1);
+  T_used = min(T, (epochs-1) alpha, (n-1) h) (T = horizon, default 10); K = round(T_used/alpha);
+  E_T = |theta_K - theta_c(T_used)|, E_f = |f(theta_K) - f(theta_c(T_used))| with theta_c the exact flow
+  evaluated at T_used (dense output, instead of the published cubic interpolation of rows).
+* both: E_sup = max_{k <= K} |theta_k - theta(k alpha)|.
+
+Slopes: least-squares fit of log E against log alpha per (model, u0) (:mod:`analysis.slopes`), with a
+95% t-interval for p_T (None with fewer than 3 alphas).
+
+All (alpha, u0) lanes of one flow model run as ONE batched :func:`flows.simulate.simulate` call (per-lane
+alpha, u0 and output grid); the discrete reference runs once per distinct K.
+
+Library: :func:`refine` (plain dict), :func:`plot_refine` (figure from that dict); the CLI
+(``adamflow refine``) is a thin layer over both.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import sys
+import time
+from typing import Any
+
+import torch
+
+from adamflow.errors import ConfigError
+
+COMMAND = "refine"
+HELP = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
+
+PROTOCOLS = ("paper", "clean")
+DEFAULT_HORIZON = 10.0
+
+
+# -- protocol arithmetic -----------------------------------------------------------------------------
+
+def protocol_times(alpha: float, *, protocol: str = "clean", epochs: int | None = None,
+                   horizon: float | None = None) -> tuple[float, int]:
+    """(T_used, K) for one step size under ``protocol`` (SPEC §4).
+
+    paper: T_used = min(T, (epochs-1) alpha, (n-1) h) with h = alpha/5, n = 5(epochs-1) (epochs
+    required; T = horizon, default 10). clean: T_used = horizon, or min(horizon, (epochs-1) alpha) when
+    epochs are given (horizon default 10 then). K = round(T_used/alpha) >= 1.
+    """
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r} (choose from: {', '.join(PROTOCOLS)})")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ConfigError(f"alpha must be a positive finite number, got {alpha!r}")
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 2):
+        raise ConfigError(f"epochs must be an integer >= 2, got {epochs!r}")
+    if horizon is not None and not (math.isfinite(horizon) and horizon > 0):
+        raise ConfigError(f"horizon must be a positive finite number, got {horizon!r}")
+    if protocol == "paper":
+        if epochs is None:
+            raise ConfigError("the paper protocol needs --epochs (one per alpha)")
+        T = DEFAULT_HORIZON if horizon is None else float(horizon)
+        h = alpha / 5.0
+        n = 5 * (int(epochs) - 1)
+        T_used = min(T, (int(epochs) - 1) * alpha, (n - 1) * h)
+    else:
+        if epochs is None and horizon is None:
+            raise ConfigError("give --horizon or --epochs (one per alpha)")
+        T = DEFAULT_HORIZON if horizon is None else float(horizon)
+        T_used = T if epochs is None else min(T, (int(epochs) - 1) * alpha)
+    K = int(round(T_used / alpha))
+    if K < 1:
+        raise ConfigError(f"horizon {T_used:g} is shorter than one step of alpha={alpha:g}")
+    return T_used, K
+
+
+# -- hyper-parameters of a model from the study's scalars ---------------------------------------------
+
+def model_hyper(info, *, alpha: float, beta1: float, beta2: float, eps: float,
+                u0: float | None = None) -> dict[str, float]:
+    """The hyper-parameters ``info`` takes, from the study's (alpha, beta1, beta2, eps, u0).
+
+    RMSProp-type ``beta`` takes beta2 (the second-moment decay), heavy-ball ``momentum`` takes beta1;
+    anything else the model needs falls back to its default.
+    """
+    source = {"alpha": alpha, "beta1": beta1, "beta2": beta2, "eps": eps, "beta": beta2,
+              "momentum": beta1, "u0": 0.0 if u0 is None else u0}
+    out = {}
+    for name, default in info.hyperparameters.items():
+        if name in source:
+            out[name] = float(source[name])
+        elif default is not None:
+            out[name] = float(default)
+        else:
+            raise ConfigError(f"model {info.name} needs hyper-parameter {name!r}")
+    return out
+
+
+def _lane_tensors(hps: list[dict[str, float]], dtype, device) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device) for k in hps[0]}
+
+
+def _uses_u0(info) -> bool:
+    return "u0" in info.hyperparameters
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, file=sys.stderr, leave=False)
+
+
+def _setup(problem):
+    import landscapes
+    from adamflow.hyper import check_alpha, resolve_device, resolve_dtype
+
+    if not problem.alpha:
+        raise ConfigError("at least one --alpha is required")
+    check_alpha(problem.alpha)
+    if len(set(problem.alpha)) != len(problem.alpha):
+        raise ConfigError("alphas must be distinct")
+    if len(problem.theta0) != 1:
+        raise ConfigError("give exactly one --theta0 point for this study")
+    if problem.scheme != "exact":
+        raise ConfigError(f"unknown scheme {problem.scheme!r} (available: exact)")
+    dtype = resolve_dtype(problem.dtype)
+    device = resolve_device(problem.device)
+    land = landscapes.parse(problem.landscape)
+    land.check_dim(len(problem.theta0[0]))
+    return land, dtype, device
+
+
+def _tolerances(problem, dtype) -> tuple[float, float]:
+    rtol, atol = (1e-10, 1e-12) if dtype == torch.float64 else (1e-5, 1e-7)
+    return (problem.rtol if problem.rtol is not None else rtol,
+            problem.atol if problem.atol is not None else atol)
+
+
+def _lane_grid(alpha: float, K: int, T_used: float) -> tuple[list[float], list[int], int]:
+    """Output times k*alpha (k = 0..K) plus T_used when it is not one of them.
+
+    Returns (times, row of each k, row of T_used)."""
+    times = [k * alpha for k in range(K + 1)]
+    rows = list(range(K + 1))
+    if abs(T_used - K * alpha) <= 1e-12 * max(1.0, abs(T_used)):
+        return times, rows, K
+    pos = bisect.bisect_left(times, T_used)
+    times.insert(pos, T_used)
+    rows = [k if k < pos else k + 1 for k in range(K + 1)]
+    return times, rows, pos
+
+
+def run_discrete_reference(info, land, theta0: list[float], alphas: list[float], Ks: list[int], *,
+                           beta1: float, beta2: float, eps: float, dtype, device,
+                           bar=None) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+    """alpha -> (theta (K+1, n), f (K+1,)) of the discrete reference; one batched run per distinct K."""
+    groups: dict[int, list[int]] = {}
+    for i, K in enumerate(Ks):
+        groups.setdefault(K, []).append(i)
+    out = {}
+    for K, idx in groups.items():
+        hps = [model_hyper(info, alpha=alphas[i], beta1=beta1, beta2=beta2, eps=eps) for i in idx]
+        opt = info.cls(**_lane_tensors(hps, dtype, device))
+        th0 = torch.tensor([theta0] * len(idx), dtype=dtype, device=device)
+        traj = opt.run(land, th0, steps=K, every=1)
+        for j, i in enumerate(idx):
+            out[alphas[i]] = (traj.theta[j, :K + 1].cpu(), traj.f[j, :K + 1].cpu())
+        if bar is not None:
+            bar.update(1)
+    return out
+
+
+def run_flow_lanes(info, land, theta0: list[float], lanes: list[dict[str, float]],
+                   grids: list[list[float]], *, dtype, device, rtol: float, atol: float):
+    """One batched simulate() over ``lanes`` (hyper-parameter dicts) with per-lane output ``grids``.
+
+    Returns the Trajectory (theta (B, T, n), f (B, T) on the CPU)."""
+    from flows.simulate import simulate
+
+    B = len(lanes)
+    T = max(len(g) for g in grids)
+    t_out = torch.full((B, T), math.nan, dtype=dtype)
+    for b, g in enumerate(grids):
+        t_out[b, :len(g)] = torch.tensor(g, dtype=dtype)
+    n_out = torch.tensor([len(g) for g in grids], dtype=torch.long, device=device)
+    hp = _lane_tensors(lanes, dtype, device)
+    flow = info.cls(land, n_lanes=B, dtype=dtype, device=device, **hp)
+    th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
+    traj = simulate(flow, th0, t_out.to(device), n_out, rtol=rtol, atol=atol)
+    return traj.to("cpu")
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, dim=-1)
+
+
+def _f(x: torch.Tensor) -> float | None:
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
+           horizon: float | None = None, reference: str = "adam", progress: bool = False
+           ) -> dict[str, Any]:
+    """Run the alpha-refinement study.
+
+    Args:
+        problem: :class:`analysis.cli_options.Problem` (landscape, one theta0, alphas, models, beta1,
+            beta2, eps, u0 list for models with an initial velocity, numerics).
+        protocol: "clean" or "paper" (SPEC §4).
+        epochs: one per alpha (paper protocol: required), or None.
+        horizon: T (default 10 when epochs are given).
+        reference: registry name of the discrete method compared against.
+        progress: show a tqdm bar on stderr.
+
+    Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status}], "slopes": [{model, u0,
+    p_T, p_f, p_sup, ci_T}], ...}`` (u0 None for models without it; non-finite errors None).
+    """
+    from adamflow.models import get_model
+
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r} (choose from: {', '.join(PROTOCOLS)})")
+    alphas = [float(a) for a in problem.alpha]
+    if epochs is not None and len(epochs) != len(alphas):
+        raise ConfigError(f"--epochs needs one value per alpha ({len(alphas)}), got {len(epochs)}")
+    land, dtype, device = _setup(problem)
+    ref = get_model(reference)
+    if ref.kind != "discrete":
+        raise ConfigError(f"reference {reference!r} is not a discrete method")
+    models = list(problem.models) or ["adam-flow1", "adam-flow2"]
+    infos = [get_model(m) for m in models]
+    for info in infos:
+        if info.kind != "flow":
+            raise ConfigError(f"model {info.name!r} is not a continuous model (flow)")
+    u0s = [float(u) for u in (problem.u0 or [0.0])]
+    times = [protocol_times(a, protocol=protocol, epochs=None if epochs is None else epochs[i],
+                            horizon=horizon) for i, a in enumerate(alphas)]
+    Ks = [K for _, K in times]
+    theta0 = [float(x) for x in problem.theta0[0]]
+    rtol, atol = _tolerances(problem, dtype)
+
+    started = time.perf_counter()
+    n_groups = len(set(Ks))
+    bar = _progress(n_groups + len(infos), progress, "refine")
+    try:
+        disc = run_discrete_reference(ref, land, theta0, alphas, Ks, beta1=problem.beta1,
+                                      beta2=problem.beta2, eps=problem.eps, dtype=dtype,
+                                      device=device, bar=bar)
+        rows: list[dict[str, Any]] = []
+        for info in infos:
+            lane_u0 = u0s if _uses_u0(info) else [None]
+            lanes, meta, grids = [], [], []
+            for i, a in enumerate(alphas):
+                T_used, K = times[i]
+                grid, krows, trow = _lane_grid(a, K, T_used)
+                for u in lane_u0:
+                    lanes.append(model_hyper(info, alpha=a, beta1=problem.beta1,
+                                             beta2=problem.beta2, eps=problem.eps, u0=u))
+                    meta.append((a, u, T_used, K, krows, trow))
+                    grids.append(grid)
+            traj = run_flow_lanes(info, land, theta0, lanes, grids, dtype=dtype, device=device,
+                                  rtol=rtol, atol=atol)
+            for b, (a, u, T_used, K, krows, trow) in enumerate(meta):
+                th_d, f_d = disc[a]
+                kr = torch.tensor(krows)
+                th_c, f_c = traj.theta[b, kr], traj.f[b, kr]          # flow at k*alpha, k = 0..K
+                th_T, f_T = traj.theta[b, trow], traj.f[b, trow]      # flow at T_used
+                if protocol == "clean":
+                    th_T, f_T = th_c[K], f_c[K]
+                e_sup = _norm(th_d - th_c).max()
+                rows.append({
+                    "alpha": a, "model": info.name, "u0": u, "T": T_used, "K": K,
+                    "E_T": _f(_norm(th_d[K] - th_T)), "E_f": _f((f_d[K] - f_T).abs()),
+                    "E_sup": _f(e_sup), "status": traj.status_label(b),
+                })
+            bar.update(1)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    return {
+        "study": "refine", "protocol": protocol, "reference": reference, "scheme": problem.scheme,
+        "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1, "beta2": problem.beta2,
+        "eps": problem.eps, "epochs": None if epochs is None else list(epochs), "horizon": horizon,
+        "rows": rows, "slopes": fit_slopes(rows), "runtime_s": elapsed,
+    }
+
+
+def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, u0): slopes of log E_T, log E_f, log E_sup against log alpha, CI for p_T."""
+    from analysis.slopes import fit_loglog
+
+    keys: list[tuple] = []
+    for r in rows:
+        if (r["model"], r["u0"]) not in keys:
+            keys.append((r["model"], r["u0"]))
+    out = []
+    for model, u0 in keys:
+        sel = sorted((r for r in rows if r["model"] == model and r["u0"] == u0),
+                     key=lambda r: r["alpha"])
+        al = [r["alpha"] for r in sel]
+        fT = fit_loglog(al, [r["E_T"] for r in sel])
+        out.append({"model": model, "u0": u0, "p_T": fT["p"],
+                    "p_f": fit_loglog(al, [r["E_f"] for r in sel])["p"],
+                    "p_sup": fit_loglog(al, [r["E_sup"] for r in sel])["p"],
+                    "ci_T": fT["ci"], "n": fT["n"]})
+    return out
+
+
+def _label(model: str, u0) -> str:
+    return model if u0 is None else f"{model} u0={u0:g}"
+
+
+def plot_refine(result: dict[str, Any], path: str) -> None:
+    """E_T and E_f vs alpha (log-log), one line per (model, u0), fitted slopes in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    slopes = {(s["model"], s["u0"]): s for s in result["slopes"]}
+    for (model, u0), s in slopes.items():
+        sel = sorted((r for r in result["rows"] if r["model"] == model and r["u0"] == u0),
+                     key=lambda r: r["alpha"])
+        for ax, key, pk in ((axes[0], "E_T", "p_T"), (axes[1], "E_f", "p_f")):
+            pts = [(r["alpha"], r[key]) for r in sel if r[key] is not None and r[key] > 0]
+            if not pts:
+                continue
+            p = s[pk]
+            lab = _label(model, u0) + (f"  p={p:.2f}" if p is not None else "")
+            ax.loglog([x for x, _ in pts], [y for _, y in pts], "o-", label=lab)
+    proto = result.get("protocol", "")
+    ref = result.get("reference", "")
+    for ax, key in ((axes[0], "E_T"), (axes[1], "E_f")):
+        ax.set_xlabel("alpha")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} vs alpha ({proto} protocol, reference {ref})")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_png(fig, path)
+    plt.close(fig)
+
+
+def _save_png(fig, path: str) -> None:
+    """Save atomically (temporary file in the same folder, then rename)."""
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+def add_arguments(p) -> None:
+    from analysis.cli_options import _float, _int, add_output_options, add_problem_options
+
+    add_problem_options(p, models_default=["adam-flow1", "adam-flow2"])
+    p.add_argument("--epochs", nargs="+", type=_int, default=None,
+                   help="discrete rows per alpha (one per alpha; paper protocol)")
+    p.add_argument("--horizon", type=_float, default=None,
+                   help="time horizon T (default 10 with --epochs)")
+    p.add_argument("--reference", default="adam",
+                   help="discrete method compared against (default adam)")
+    p.add_argument("--protocol", default="clean", help="error protocol: paper or clean (default)")
+    add_output_options(p)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    print(f"{'model':<13} {'u0':>5} {'alpha':>9} {'T':>8} {'K':>6} {'E_T':>11} {'E_f':>11} "
+          f"{'E_sup':>11}")
+    fmt = lambda x: "-" if x is None else f"{x:.4e}"  # noqa: E731
+    for r in result["rows"]:
+        u = "-" if r["u0"] is None else f"{r['u0']:g}"
+        print(f"{r['model']:<13} {u:>5} {r['alpha']:>9g} {r['T']:>8.4g} {r['K']:>6d} "
+              f"{fmt(r['E_T']):>11} {fmt(r['E_f']):>11} {fmt(r['E_sup']):>11}")
+    print("slopes:")
+    for s in result["slopes"]:
+        ci = "-" if s["ci_T"] is None else f"[{s['ci_T'][0]:.3f}, {s['ci_T'][1]:.3f}]"
+        p = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        print(f"  {_label(s['model'], s['u0']):<22} p_T={p(s['p_T'])} CI {ci}  "
+              f"p_f={p(s['p_f'])}  p_sup={p(s['p_sup'])}")
+
+
+def main(args) -> int:
+    from adamflow.output import write_json
+    from analysis.cli_options import problem_from_args
+
+    if args.protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {args.protocol!r} (choose from: {', '.join(PROTOCOLS)})")
+    problem = problem_from_args(args)
+    result = refine(problem, protocol=args.protocol, epochs=args.epochs, horizon=args.horizon,
+                    reference=args.reference, progress=not args.quiet)
+    if args.json:
+        write_json(result, args.json)
+    if args.plot:
+        plot_refine(result, args.plot)
+    if args.json != "-" and not args.quiet:
+        _print_table(result)
+    return 0

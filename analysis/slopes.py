@@ -1,0 +1,50 @@
+"""Log-log least-squares slope fits with confidence intervals (used by the refinement studies).
+
+:func:`fit_loglog` fits log E = p log alpha + c by ordinary least squares over the points with finite,
+positive E and alpha, and gives a two-sided confidence interval for p from the t-distribution with
+N - 2 degrees of freedom on the slope's standard error (None when fewer than 3 points).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def t_quantile(q: float, dof: int) -> float:
+    """The q-quantile of Student's t with ``dof`` degrees of freedom."""
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, dof))
+
+
+def fit_loglog(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> dict:
+    """Least-squares fit of log y against log x.
+
+    Returns ``{"p", "intercept", "se", "ci", "n"}``: slope p, intercept of log y, standard error of
+    p (None with fewer than 3 points), ``ci = [lo, hi]`` at confidence ``level`` (None with fewer than
+    3 points) and the number of points used. Points with non-finite or non-positive x or y are
+    skipped; with fewer than 2 usable points (or all x equal) p is None.
+    """
+    pts = [(math.log(a), math.log(b)) for a, b in zip(x, y)
+           if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+           and a > 0 and b > 0]
+    n = len(pts)
+    out = {"p": None, "intercept": None, "se": None, "ci": None, "n": n}
+    if n < 2:
+        return out
+    mx = sum(p[0] for p in pts) / n
+    my = sum(p[1] for p in pts) / n
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    if sxx <= 0:
+        return out
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
+    slope = sxy / sxx
+    icpt = my - slope * mx
+    out["p"], out["intercept"] = slope, icpt
+    if n >= 3:
+        rss = sum((p[1] - icpt - slope * p[0]) ** 2 for p in pts)
+        se = math.sqrt(rss / (n - 2) / sxx)
+        half = t_quantile(0.5 + level / 2.0, n - 2) * se
+        out["se"] = se
+        out["ci"] = [slope - half, slope + half]
+    return out
