@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from adamflow.errors import ConfigError
+from adamflow.output import save_figure
 
 COMMAND = "refine"
 HELP = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
@@ -290,23 +291,9 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
 
 def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, u0): slopes of log E_T, log E_f, log E_sup against log alpha, CI for p_T."""
-    from analysis.slopes import fit_loglog
+    from analysis.slopes import fit_groups
 
-    keys: list[tuple] = []
-    for r in rows:
-        if (r["model"], r["u0"]) not in keys:
-            keys.append((r["model"], r["u0"]))
-    out = []
-    for model, u0 in keys:
-        sel = sorted((r for r in rows if r["model"] == model and r["u0"] == u0),
-                     key=lambda r: r["alpha"])
-        al = [r["alpha"] for r in sel]
-        fT = fit_loglog(al, [r["E_T"] for r in sel])
-        out.append({"model": model, "u0": u0, "p_T": fT["p"],
-                    "p_f": fit_loglog(al, [r["E_f"] for r in sel])["p"],
-                    "p_sup": fit_loglog(al, [r["E_sup"] for r in sel])["p"],
-                    "ci_T": fT["ci"], "n": fT["n"]})
-    return out
+    return fit_groups(rows, {"p_T": "E_T", "p_f": "E_f", "p_sup": "E_sup"}, ci=("ci_T", "E_T"))
 
 
 def _label(model: str, u0) -> str:
@@ -342,26 +329,7 @@ def plot_refine(result: dict[str, Any], path: str) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    _save_png(fig, path)
-    plt.close(fig)
-
-
-def _save_png(fig, path: str) -> None:
-    """Save atomically (temporary file in the same folder, then rename)."""
-    import os
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_figure(fig, path)
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -409,6 +377,6 @@ def main(args) -> int:
         write_json(result, args.json)
     if args.plot:
         plot_refine(result, args.plot)
-    if args.json != "-" and not args.quiet:
+    if args.json != "-":
         _print_table(result)
     return 0

@@ -48,3 +48,28 @@ def fit_loglog(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> d
         out["se"] = se
         out["ci"] = [slope - half, slope + half]
     return out
+
+
+def fit_groups(rows: list[dict], slopes: dict[str, str], ci: tuple[str, str]) -> list[dict]:
+    """Log-log slopes against alpha per (model, u0) group of study rows.
+
+    ``slopes`` maps output key -> row metric (e.g. ``{"p_T": "E_T"}``); ``ci`` = (output key,
+    metric) whose 95% confidence interval is reported; ``n`` counts the points of that fit.
+    """
+    keys: list[tuple] = []
+    for r in rows:
+        if (r["model"], r["u0"]) not in keys:
+            keys.append((r["model"], r["u0"]))
+    out = []
+    for model, u0 in keys:
+        sel = sorted((r for r in rows if r["model"] == model and r["u0"] == u0),
+                     key=lambda r: r["alpha"])
+        al = [r["alpha"] for r in sel]
+        rec = {"model": model, "u0": u0}
+        for key, metric in slopes.items():
+            rec[key] = fit_loglog(al, [r[metric] for r in sel])["p"]
+        main = fit_loglog(al, [r[ci[1]] for r in sel])
+        rec[ci[0]] = main["ci"]
+        rec["n"] = main["n"]
+        out.append(rec)
+    return out

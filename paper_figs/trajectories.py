@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from adamflow import experiment  # noqa: E402
-from adamflow.output import write_csv  # noqa: E402
+from adamflow.output import save_figure, write_csv  # noqa: E402
 
 NAME = "trajectories"
 TITLE = "discrete Adam vs exact nonlocal flows, c = 4, theta0 = -1.5, alpha = 1e-3"
@@ -79,8 +79,7 @@ def make(out_dir: str, progress=lambda msg: None, steps: int = STEPS) -> list[st
     fig.suptitle(TITLE, fontsize=10)
     fig.tight_layout()
     png = os.path.join(out_dir, f"{NAME}.png")
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    save_figure(fig, png)
     header = ["model", "u0", "k", "t", "theta", "f", "m", "v"]
     rows = []
     for rec in recs:
