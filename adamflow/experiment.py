@@ -78,11 +78,22 @@ def validate(spec: RunSpec) -> None:
     if spec.integrator not in INTEGRATORS:
         raise ConfigError(f"unknown integrator {spec.integrator!r} "
                           f"(choose from: {', '.join(INTEGRATORS)})")
+    if spec.scheme not in SCHEMES:
+        raise ConfigError(f"unknown scheme {spec.scheme!r} (available: {', '.join(SCHEMES)})")
     if spec.scheme != "exact":
-        raise ConfigError(f"unknown scheme {spec.scheme!r} (available: exact)")
+        bad = [m for m in spec.models
+               if get_model(m).kind == "flow" and m not in SCHEMES[spec.scheme]]
+        if bad:
+            raise ConfigError(f"scheme {spec.scheme!r} applies to "
+                              f"{', '.join(SCHEMES[spec.scheme])} only, not {', '.join(bad)}")
     for tol, name in ((spec.rtol, "rtol"), (spec.atol, "atol")):
         if tol is not None and (not math.isfinite(tol) or tol <= 0):
             raise ConfigError(f"{name} must be a positive finite number, got {tol}")
+
+
+#: schemes -> models they apply to ("exact": every model; "paper": arXiv 2602.09101 substep scheme,
+#: see :mod:`flows.paper_scheme`)
+SCHEMES = {"exact": None, "paper": ("adam-flow1", "adam-flow2")}
 
 
 #: exact-mode steppers (``--integrator``):
@@ -215,6 +226,8 @@ def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
     Ks = [steps_for(spec, ln["alpha"]) for ln in lanes]
     t_out, k_out, n_out = output_grid(hp["alpha"], Ks, spec.every)
     theta0 = torch.tensor([ln["theta0"] for ln in lanes], dtype=dtype, device=device)
+    if spec.scheme == "paper":
+        return _run_paper(flow, theta0, Ks, info, lanes, spec)
     rtol, atol = tolerances(spec, dtype)
     traj = simulate(flow, theta0, t_out, n_out, rtol=rtol, atol=atol,
                     params=_params(info, lanes),
@@ -225,6 +238,32 @@ def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
         rows = torch.arange(v.shape[1], device=v.device)[None, :] < traj.n_out[:, None]
         vmin = torch.where(rows[..., None], v, torch.full_like(v, math.inf)).amin(dim=(1, 2))
         traj.stats["min_v"] = vmin
+    return traj
+
+
+def _run_paper(flow, theta0, Ks, info, lanes, spec) -> Trajectory:
+    """Paper scheme (one fixed-point solve per distinct step count K; grid N = substeps*K + 1)."""
+    from flows.paper_scheme import run_paper_scheme
+
+    substeps = int(spec.extra.get("substeps", 5))
+    groups: dict[int, list[int]] = {}
+    for i, K in enumerate(Ks):
+        groups.setdefault(K, []).append(i)
+    parts, order = [], []
+    for K, idx in groups.items():
+        sel = torch.tensor(idx, dtype=torch.long, device=theta0.device)
+        sub = flow if len(groups) == 1 else flow.subset(sel)
+        traj = run_paper_scheme(sub, theta0[sel], steps=K, every=spec.every, substeps=substeps,
+                                params=_params(info, [lanes[i] for i in idx]))
+        parts.append(traj)
+        order += idx
+    if len(parts) == 1:
+        return parts[0]
+    traj = Trajectory.concat(parts)
+    inv = torch.empty(len(order), dtype=torch.long)
+    inv[torch.tensor(order)] = torch.arange(len(order))
+    traj = _select(traj, inv)
+    traj.meta.update({"model": info.name, "scheme": "paper"})
     return traj
 
 
