@@ -89,21 +89,75 @@ def study_modules() -> list:
     return mods
 
 
+def _add_preset_option(p: argparse.ArgumentParser) -> None:
+    if not any("--preset" in a.option_strings for a in p._actions):
+        p.add_argument("--preset", metavar="NAME", default=None,
+                       help="experiment preset (see `adamflow presets`); explicit options override it")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from adamflow.presets import COMMANDS as PRESET_COMMANDS
+
     parser = _Parser(prog="adamflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    subcommands: dict[str, argparse.ArgumentParser] = {}
     p_run = sub.add_parser("run", help="run discrete optimizers and/or flows over lanes")
     _add_run_options(p_run)
+    subcommands["run"] = p_run
     sub.add_parser("models", help="list models")
     sub.add_parser("landscapes", help="list landscapes")
+    sub.add_parser("presets", help="list experiment presets (--preset NAME)")
     for mod in study_modules():
         p_study = sub.add_parser(mod.COMMAND, help=mod.HELP)
         mod.add_arguments(p_study)
+        subcommands[mod.COMMAND] = p_study
+    for name in PRESET_COMMANDS:
+        if name in subcommands:
+            _add_preset_option(subcommands[name])
     p_figs = sub.add_parser("figs", help="reproduce figures into a folder")
     p_figs.add_argument("--out", default="paper_figs/out")
     p_figs.add_argument("--only", nargs="+", default=None)
+    p_figs.add_argument("--scheme", default="exact",
+                        help="flow scheme of the figures: exact (default), paper or both")
     p_figs.add_argument("--quiet", action="store_true")
+    parser.subcommands = subcommands
     return parser
+
+
+def _preset_in(argv: list[str]) -> str | None:
+    """The value of ``--preset NAME`` / ``--preset=NAME`` (or an unambiguous prefix such as
+    ``--pres``) in ``argv``, or None."""
+    found = None
+    for i, a in enumerate(argv):
+        if a == "--":
+            break
+        key, eq, val = a.partition("=")
+        if len(key) >= 5 and "--preset".startswith(key):
+            if eq:
+                found = val.strip()
+            elif i + 1 < len(argv):
+                found = argv[i + 1].strip()
+            else:
+                raise ConfigError("argument --preset: expected one argument")
+    return found
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv`` (already protected); ``--preset NAME`` fills the defaults of its command."""
+    from adamflow import presets
+
+    parser = build_parser()
+    command = argv[0] if argv else None
+    preset = _preset_in(argv[1:]) if command in parser.subcommands else None
+    if preset is None:
+        return parser.parse_args(argv)
+    if command not in presets.COMMANDS:
+        raise ConfigError(f"`{command}` takes no --preset")
+    sub = parser.subcommands[command]
+    defaults = presets.apply_to_parser(sub, preset, command)
+    args = parser.parse_args(argv)
+    presets.resolve_exclusive(sub, args, defaults)
+    return args
 
 
 def cmd_run(args) -> int:
@@ -149,20 +203,29 @@ def cmd_landscapes(args) -> int:
     return 0
 
 
-def cmd_figs(args) -> int:
-    from paper_figs import build
+def cmd_presets(args) -> int:
+    from adamflow.presets import describe
 
-    build.main(out=args.out, only=args.only, quiet=args.quiet)
+    for name, desc in describe():
+        print(f"{name:<32} {desc}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "models": cmd_models, "landscapes": cmd_landscapes, "figs": cmd_figs}
+def cmd_figs(args) -> int:
+    from paper_figs import build
+
+    build.main(out=args.out, only=args.only, quiet=args.quiet, scheme=args.scheme)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "models": cmd_models, "landscapes": cmd_landscapes,
+            "presets": cmd_presets, "figs": cmd_figs}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(_protect_negative_numbers(argv))
+        args = parse_args(_protect_negative_numbers(argv))
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)
         study = {m.COMMAND: m for m in study_modules()}[args.command]

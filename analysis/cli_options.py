@@ -26,7 +26,7 @@ def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str]
     p.add_argument("--eps", type=_float, default=1e-8, help="epsilon (default 1e-8)")
     p.add_argument("--u0", nargs="+", type=_float, default=[0.0],
                    help="initial velocities of second-order flows")
-    p.add_argument("--scheme", default="exact", help="flow scheme (exact)")
+    p.add_argument("--scheme", default="exact", help="flow scheme: exact (default) or paper")
     p.add_argument("--rtol", type=_float, default=None, help="flow relative tolerance")
     p.add_argument("--atol", type=_float, default=None, help="flow absolute tolerance")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -59,6 +59,33 @@ class Problem:
     extra: dict = field(default_factory=dict)
 
 
+SCHEMES = ("exact", "paper")
+
+
+def scheme_available(name: str) -> bool:
+    """Whether :func:`adamflow.experiment.validate` accepts flow scheme ``name``."""
+    from adamflow import experiment
+    from adamflow.errors import ConfigError
+
+    spec = experiment.RunSpec(landscape="rosenbrock1d(c=4)", models=["adam-flow1"],
+                              theta0=[[0.0]], alpha=[0.1], steps=1, scheme=name)
+    try:
+        experiment.validate(spec)
+    except ConfigError:
+        return False
+    return True
+
+
+def check_scheme(name: str) -> None:
+    """ConfigError unless ``name`` is a flow scheme (exact, paper) that the library provides."""
+    from adamflow.errors import ConfigError
+
+    if name not in SCHEMES:
+        raise ConfigError(f"unknown scheme {name!r} (choose from: {', '.join(SCHEMES)})")
+    if name != "exact" and not scheme_available(name):
+        raise ConfigError(f"{name} scheme not available")
+
+
 def problem_from_args(args) -> Problem:
     from adamflow.errors import ConfigError
     from adamflow.hyper import check_alpha, check_beta, check_eps, check_finite
@@ -69,8 +96,7 @@ def problem_from_args(args) -> Problem:
     check_beta(args.beta2, "beta2")
     check_eps(args.eps)
     check_finite(args.u0, "u0")
-    if args.scheme != "exact":
-        raise ConfigError(f"unknown scheme {args.scheme!r} (available: exact)")
+    check_scheme(args.scheme)
     for name in ("rtol", "atol"):
         val = getattr(args, name)
         if val is not None and not (val > 0 and val < float("inf")):

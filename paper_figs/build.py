@@ -2,11 +2,13 @@
 
 Each figure is one module of :mod:`paper_figs` exposing ``NAME``, ``TITLE`` and
 ``make(out_dir: str, progress) -> list[str]`` (the files it wrote: PNG plus the data behind it).
-``progress`` is a callable ``progress(message)`` the module may call between stages.
+``progress`` is a callable ``progress(message)`` the module may call between stages. Modules may
+also take ``quick`` (reduced size, for tests) and ``scheme`` (exact, paper or both).
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import time
 
@@ -15,7 +17,11 @@ from tqdm import tqdm
 from adamflow.errors import ConfigError
 
 #: figure modules, in build order
-MODULES = ("paper_figs.trajectories",)
+MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_figs.basin",
+           "paper_figs.refine", "paper_figs.velocity", "paper_figs.pl", "paper_figs.positivity")
+
+#: reduced sizes for modules without a ``quick`` parameter
+QUICK_KWARGS = {"steps": 200}
 
 
 def figure_modules() -> dict:
@@ -26,7 +32,32 @@ def figure_modules() -> dict:
     return mods
 
 
-def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool = False) -> list[str]:
+def make_kwargs(mod, *, scheme: str = "exact", quick: bool = False) -> dict:
+    """The keyword arguments of ``mod.make`` for ``scheme`` and ``quick``."""
+    params = inspect.signature(mod.make).parameters
+    kw = {}
+    supported = getattr(mod, "SCHEMES", ("exact", "paper") if "scheme" in params else ("exact",))
+    for s in (["exact", "paper"] if scheme == "both" else [scheme]):
+        if s not in supported:
+            ok = [n for n, m in figure_modules().items()
+                  if s in getattr(m, "SCHEMES", ("exact", "paper")
+                                  if "scheme" in inspect.signature(m.make).parameters else ())]
+            raise ConfigError(f"{s} scheme not available for figure {mod.NAME!r} "
+                              f"(figures with it: {', '.join(ok) or 'none'}; use --only)")
+    if "scheme" in params:
+        kw["scheme"] = scheme
+    if quick:
+        if "quick" in params:
+            kw["quick"] = True
+        else:
+            kw.update({k: v for k, v in QUICK_KWARGS.items() if k in params})
+    return kw
+
+
+def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool = False,
+         scheme: str = "exact", quick: bool = False) -> list[str]:
+    if scheme not in ("exact", "paper", "both"):
+        raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper, both)")
     mods = figure_modules()
     names = list(mods)
     if only:
@@ -34,13 +65,15 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
         if unknown:
             raise ConfigError(f"unknown figure {unknown[0]!r}; choose from: {', '.join(names)}")
         names = [n for n in names if n in only]
+    kwargs = {n: make_kwargs(mods[n], scheme=scheme, quick=quick) for n in names}
     os.makedirs(out, exist_ok=True)
     written: list[str] = []
     bar = tqdm(names, desc="figures", unit="fig", disable=quiet)
     for name in bar:
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
-        files = mods[name].make(out, progress=(lambda msg: bar.set_postfix_str(f"{name}: {msg}")))
+        files = mods[name].make(out, progress=(lambda msg: bar.set_postfix_str(f"{name}: {msg}")),
+                                **kwargs[name])
         written += files
         if not quiet:
             tqdm.write(f"{name}: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
