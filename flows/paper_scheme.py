@@ -29,6 +29,8 @@ from flows.adam import AdamFlow1, AdamFlow2, NonlocalAdamFlow, one_minus_pow
 from flows.kernels import phi_propagators
 
 BLOCK = 64
+#: substeps per Adam step in the published scheme (h = alpha / SUBSTEPS)
+SUBSTEPS = 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class PaperSolution:
         self.__dict__.update(kw)
 
 
-def paper_solve(flow: NonlocalAdamFlow, theta0: torch.Tensor, N: int, *, substeps: int = 5,
+def paper_solve(flow: NonlocalAdamFlow, theta0: torch.Tensor, N: int, *, substeps: int = SUBSTEPS,
                 tol: float = 1e-12, max_sweeps: int = 500, relax: float = 0.5,
                 block: int = BLOCK) -> PaperSolution:
     """Solve the paper scheme on N grid points s_i = i h (h = alpha/substeps) for all lanes.
@@ -210,7 +212,7 @@ def paper_solve(flow: NonlocalAdamFlow, theta0: torch.Tensor, N: int, *, substep
 
 
 def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int | None = None,
-                     epochs: int | None = None, every: int = 1, substeps: int = 5,
+                     epochs: int | None = None, every: int = 1, substeps: int = SUBSTEPS,
                      tol: float = 1e-12, max_sweeps: int = 500, params: dict | None = None,
                      meta: dict | None = None) -> Trajectory:
     """The paper scheme sampled at t = k alpha (grid index i = substeps*k) as a Trajectory.

@@ -205,7 +205,7 @@ def test_cli_json_schema_and_plot(tmp_path, capsys):
     (["--alpha", "0", "--horizon", "1"], "alpha"),
     (["--alpha", "-0.1", "--horizon", "1"], "alpha"),
     (["--alpha", "0.1", "--horizon", "1", "--protocol", "paper"], "epochs"),
-    (["--alpha", "0.1", "--horizon", "1", "--scheme", "paper"], "scheme"),
+    (["--alpha", "0.1", "--horizon", "1", "--scheme", "magic"], "scheme"),
     (["--alpha", "0.1", "--horizon", "1", "--reference", "nope"], "nope"),
 ])
 def test_cli_bad_input_one_line_exit_2(args, needle, capsys):
@@ -213,3 +213,28 @@ def test_cli_bad_input_one_line_exit_2(args, needle, capsys):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_refine_paper_scheme_small():
+    """--scheme paper: the published scheme on the h = alpha/5 grid; both protocols run, the
+    paper protocol's T_used is a grid row, and the fixed point converged."""
+    from analysis.cli_options import Problem
+    from analysis.refine import refine
+
+    prob = Problem(landscape="rosenbrock1d(c=1.5)", theta0=[[-1.5]], alpha=[0.05, 0.02],
+                   models=["adam-flow1", "adam-flow2"], beta1=0.99, beta2=0.999, eps=1e-8,
+                   u0=[0.0, 1.0], scheme="paper")
+    for protocol in ("paper", "clean"):
+        res = refine(prob, protocol=protocol, epochs=[60, 150], horizon=2.0)
+        assert len(res["rows"]) == 2 * 3
+        for r in res["rows"]:
+            assert r["status"] == "ok" and r["E_T"] is not None and r["E_T"] < 0.5
+            assert r["residual"] < 1e-12 and r["sweeps"] > 1
+    exact = refine(Problem(**{**prob.__dict__, "scheme": "exact"}), protocol="paper", epochs=[60, 150],
+                   horizon=2.0)
+    paper = refine(prob, protocol="paper", epochs=[60, 150], horizon=2.0)
+    # the schemes differ (O(h) solver error of the published scheme) but not wildly
+    for re_, rp in zip(exact["rows"], paper["rows"]):
+        assert (re_["alpha"], re_["model"], re_["u0"]) == (rp["alpha"], rp["model"], rp["u0"])
+        assert re_["T"] == rp["T"] and re_["K"] == rp["K"]
+        assert abs(re_["E_T"] - rp["E_T"]) < 0.1
