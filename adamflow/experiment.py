@@ -92,8 +92,10 @@ def validate(spec: RunSpec) -> None:
 
 
 #: schemes -> models they apply to ("exact": every model; "paper": arXiv 2602.09101 substep scheme,
-#: see :mod:`flows.paper_scheme`)
-SCHEMES = {"exact": None, "paper": ("adam-flow1", "adam-flow2")}
+#: see :mod:`flows.paper_scheme`; "paper2024": the published fixed-point IDE solver of
+#: arXiv 2411.09734, see :mod:`flows.paper_scheme_2024`)
+SCHEMES = {"exact": None, "paper": ("adam-flow1", "adam-flow2"),
+           "paper2024": ("adam-flow1", "rmsprop-flow", "adagrad-flow")}
 
 
 #: exact-mode steppers (``--integrator``):
@@ -228,6 +230,8 @@ def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
     theta0 = torch.tensor([ln["theta0"] for ln in lanes], dtype=dtype, device=device)
     if spec.scheme == "paper":
         return _run_paper(flow, theta0, Ks, info, lanes, spec)
+    if spec.scheme == "paper2024":
+        return _run_paper2024(info, land, lanes, Ks, spec, dtype)
     rtol, atol = tolerances(spec, dtype)
     traj = simulate(flow, theta0, t_out, n_out, rtol=rtol, atol=atol,
                     params=_params(info, lanes),
@@ -264,6 +268,26 @@ def _run_paper(flow, theta0, Ks, info, lanes, spec) -> Trajectory:
     inv[torch.tensor(order)] = torch.arange(len(order))
     traj = _select(traj, inv)
     traj.meta.update({"model": info.name, "scheme": "paper"})
+    return traj
+
+
+def _run_paper2024(info, land, lanes, Ks, spec, dtype) -> Trajectory:
+    """Published IDE solver of arXiv 2411.09734, one lane at a time (t_i = 1e-12 + i alpha)."""
+    from flows.paper_scheme_2024 import run_paper2024
+
+    parts = []
+    for b, (ln, K) in enumerate(zip(lanes, Ks)):
+        sub = getattr(land, "subset", None)
+        land_b = sub(torch.tensor([b])) if callable(sub) else land
+        hyper = {k: ln[k] for k in info.hyperparameters if k != "alpha"}
+        for k, v in spec.extra.items():
+            if k in ("tol", "max_iterations", "nodes"):
+                hyper[k] = v
+        traj = run_paper2024(info.name, land_b, ln["theta0"], ln["alpha"], K, every=spec.every,
+                             params=_params(info, [ln]), dtype=dtype, **hyper)
+        parts.append(traj)
+    traj = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
+    traj.meta.update({"model": info.name, "landscape": land.spec(), "scheme": "paper2024"})
     return traj
 
 
