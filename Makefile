@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 figs: $(STAMP)
-	$(BIN)/adamflow figs --out paper_figs/out
+	$(BIN)/adamflow figs --scheme both --out paper_figs/out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not slow" tests

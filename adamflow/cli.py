@@ -64,7 +64,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=_int, default=1, help="record every N-th step")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float64", help="float64 or float32")
-    p.add_argument("--scheme", default="exact", help="flow integration scheme (exact)")
+    p.add_argument("--scheme", default="exact",
+                   help="flow scheme: exact (default), paper (adam-flow1/2), paper2024 (first paper)")
     p.add_argument("--integrator", default="exprb43",
                    help="exact-mode stepper: exprb43 (default) or etd4")
     p.add_argument("--rtol", type=_float, help="flow relative tolerance (1e-10; float32 1e-5)")
@@ -117,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_figs = sub.add_parser("figs", help="reproduce figures into a folder")
     p_figs.add_argument("--out", default="paper_figs/out")
     p_figs.add_argument("--only", nargs="+", default=None)
-    p_figs.add_argument("--scheme", default="exact",
-                        help="flow scheme of the figures: exact (default), paper or both")
+    p_figs.add_argument("--scheme", default="both",
+                        help="flow scheme of the figures: both (default), exact or paper")
     p_figs.add_argument("--quiet", action="store_true")
     parser.subcommands = subcommands
     return parser

@@ -161,8 +161,12 @@ def classify(final_theta, minima: list[list[float]] | list[dict]) -> list[int]:
 
 def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps: float = 1e-8,
                  device: str = "cpu", dtype: str = "float64", rtol: float | None = None,
-                 atol: float | None = None) -> dict[str, Any]:
+                 atol: float | None = None, scheme: str = "exact") -> dict[str, Any]:
     """Final state of each lane {"theta0": [..], "alpha", "beta1", "beta2", "u0", "steps": K}.
+
+    ``scheme`` "paper": flows (adam-flow1/adam-flow2) are solved by the published scheme
+    (:func:`flows.paper_scheme.paper_solve`, h = alpha/5, 5K + 1 grid points so that the final row
+    is s = K alpha, the same step convention); lanes with the same K share one solve.
 
     One batched computation: discrete lanes step together, lane b frozen after K_b updates (or at
     divergence); flows integrated to t = K_b * alpha_b. Returns {"final_theta": (B, n) tensor,
@@ -206,6 +210,8 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
         fin = state["theta"].clone()
         fin[diverged] = math.nan
         return {"final_theta": fin, "status": status, "steps": Ks}
+    if scheme == "paper":
+        return _paper_final_states(info, land, theta0, hp, Ks)
     from flows.simulate import output_grid, simulate
 
     flow = info.cls(land, n_lanes=len(lanes), dtype=dt, device=dev, **hp)
@@ -217,6 +223,35 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
     fin[~ok.to(fin.device)] = math.nan
     return {"final_theta": fin, "status": [traj.status_label(b) for b in range(len(lanes))],
             "steps": Ks}
+
+
+def _paper_final_states(info, land, theta0: torch.Tensor, hp: dict, Ks: list[int]) -> dict[str, Any]:
+    from flows.paper_scheme import SUBSTEPS, paper_solve
+
+    if info.name not in ("adam-flow1", "adam-flow2"):
+        raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
+    B = theta0.shape[0]
+    fin = torch.full_like(theta0, math.nan)
+    status = ["ok"] * B
+    sweeps, converged = [0] * B, [True] * B
+    groups: dict[int, list[int]] = {}
+    for b, K in enumerate(Ks):
+        groups.setdefault(K, []).append(b)
+    for K, idx in groups.items():
+        it = torch.tensor(idx, device=theta0.device)
+        flow = info.cls(land, n_lanes=len(idx), dtype=theta0.dtype, device=theta0.device,
+                        **{k: v[it] for k, v in hp.items()})
+        sol = paper_solve(flow, theta0[it], SUBSTEPS * K + 1)
+        last = sol.theta[:, SUBSTEPS * K]
+        for j, b in enumerate(idx):
+            ok = bool(torch.isfinite(sol.theta[j]).all()) and bool((sol.theta[j].abs() <= 1e12).all())
+            if ok:
+                fin[b] = last[j]
+            else:
+                status[b] = "diverged"
+            sweeps[b], converged[b] = int(sol.sweeps[j]), bool(sol.converged[j])
+    return {"final_theta": fin, "status": status, "steps": Ks, "sweeps": sweeps,
+            "converged": converged}
 
 
 def _select(mask: torch.Tensor, new: dict, old: dict, B: int) -> dict:
@@ -317,7 +352,7 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 theta0_range: tuple[float, float] = (-2.0, 2.0),
                 alpha_range: tuple[float, float] | None = None, device: str = "cpu",
                 dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, scheme: str = "exact") -> dict[str, Any]:
     """Final state vs alpha (+ optional bisection and map). Without alpha and a step rule the SPEC
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
     from tqdm.auto import tqdm
@@ -364,7 +399,14 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     mins = minimizers(landscape, minima)
     if len(mins[0]["x"]) != len(theta0):
         raise ConfigError(f"theta0 has dimension {len(theta0)}, minimizers {len(mins[0]['x'])}")
-    kw = dict(eps=eps, device=device, dtype=dtype, rtol=rtol, atol=atol)
+    if scheme not in ("exact", "paper"):
+        raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper)")
+    if scheme == "paper":
+        bad = [m for m in models
+               if get_model(m).kind != "discrete" and m not in ("adam-flow1", "adam-flow2")]
+        if bad:
+            raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {bad[0]!r}")
+    kw = dict(eps=eps, device=device, dtype=dtype, rtol=rtol, atol=atol, scheme=scheme)
     n_jobs = len(models) * (1 + (map_n is not None)) + (1 if bisect is not None else 0)
     bar = tqdm(total=n_jobs, desc="basin", unit="run", disable=not progress)
 
@@ -374,12 +416,16 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
         lanes = [_lane(theta0, a, beta1, beta2, u, rule(a)) for u in _u0_list(m, u0) for a in alpha]
         res = final_states(m, landscape, lanes, **kw)
         labs = classify(res["final_theta"], mins)
-        for ln, th, lab, stt in zip(lanes, res["final_theta"].tolist(), labs, res["status"]):
-            rows.append({"alpha": ln["alpha"], "model": m, "u0": ln.get("u0"),
-                         "final_theta": th, "steps": ln["steps"],
-                         "time": ln["steps"] * ln["alpha"], "basin": lab,
-                         "minimizer": mins[lab]["x"] if lab >= 0 else None,
-                         "basin_kind": mins[lab]["kind"] if lab >= 0 else None, "status": stt})
+        for j, (ln, th, lab, stt) in enumerate(zip(lanes, res["final_theta"].tolist(), labs,
+                                                   res["status"])):
+            row = {"alpha": ln["alpha"], "model": m, "u0": ln.get("u0"),
+                   "final_theta": th, "steps": ln["steps"],
+                   "time": ln["steps"] * ln["alpha"], "basin": lab,
+                   "minimizer": mins[lab]["x"] if lab >= 0 else None,
+                   "basin_kind": mins[lab]["kind"] if lab >= 0 else None, "status": stt}
+            if "sweeps" in res:
+                row.update(sweeps=res["sweeps"][j], converged=res["converged"][j])
+            rows.append(row)
         bar.update(1)
 
     # 2. bisection: one batched run per model per round (all u0 and all points together)
@@ -433,7 +479,8 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     bar.close()
     return {"rows": rows, "threshold": threshold, "map": bmap, "minima": mins,
             "barriers": barriers(landscape), "landscape": landscape, "theta0": theta0,
-            "beta1": beta1, "beta2": beta2, "eps": eps, "step_rule": rule.describe(),
+            "beta1": beta1, "beta2": beta2, "eps": eps, "scheme": scheme,
+            "step_rule": rule.describe(),
             "tol": tol if bisect is not None else None}
 
 
@@ -542,6 +589,8 @@ def add_arguments(p) -> None:
     p.add_argument("--theta0-range", nargs=2, type=_float, default=[-2.0, 2.0], metavar=("A", "B"))
     p.add_argument("--alpha-range", nargs=2, type=_float, default=None, metavar=("A", "B"),
                    help="log-spaced alpha range of the map (default: min/max of --alpha)")
+    p.add_argument("--scheme", default="exact",
+                   help="flow scheme: exact (default) or paper (adam-flow1/adam-flow2)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64")
     p.add_argument("--rtol", type=_float, default=None)
@@ -559,7 +608,8 @@ def main(args) -> int:
         bisect=tuple(args.bisect) if args.bisect else None, tol=args.tol, points=args.points,
         map_n=args.map_n, theta0_range=tuple(args.theta0_range),
         alpha_range=tuple(args.alpha_range) if args.alpha_range else None, device=args.device,
-        dtype=args.dtype, rtol=args.rtol, atol=args.atol, progress=not args.quiet)
+        dtype=args.dtype, rtol=args.rtol, atol=args.atol, progress=not args.quiet,
+        scheme=args.scheme)
     if args.json:
         write_json(result, args.json)
     if args.plot:

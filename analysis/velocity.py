@@ -99,6 +99,11 @@ def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,
     bar = _progress(len(infos), progress, "velocity")
     try:
         for info in infos:
+            if problem.scheme == "paper":
+                rows += _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, every=every,
+                                    delta=delta, problem=problem, dtype=dtype, device=device)
+                bar.update(1)
+                continue
             lanes, grids, meta = [], [], []
             for i, a in enumerate(alphas):
                 T, K = times[i]
@@ -134,11 +139,59 @@ def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,
     finally:
         bar.close()
     return {
-        "study": "velocity", "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1,
+        "study": "velocity", "scheme": problem.scheme, "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1,
         "beta2": problem.beta2, "eps": problem.eps, "delta": delta, "every": every,
         "horizon": horizon, "epochs": None if epochs is None else list(epochs),
         "rows": rows, "slopes": fit_slopes(rows), "runtime_s": time.perf_counter() - started,
     }
+
+
+def _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, *, every, delta, problem, dtype,
+                device) -> list[dict[str, Any]]:
+    """Rows with the second-order model solved by the published scheme (flows.paper_scheme).
+
+    Per alpha the (u0) lanes (u0 = 0 included) run as one :func:`flows.paper_scheme.paper_solve` on
+    s_j = j h, h = alpha/5, with 5K + 1 points (covering K alpha); the sup runs over the rows
+    s = k alpha (k on the same ``every`` grid as the exact study) in [delta, T].
+    """
+    from flows.paper_scheme import SUBSTEPS, paper_solve
+    from flows.simulate import output_indices
+    from analysis.refine import _lane_tensors
+
+    if info.name not in ("adam-flow1", "adam-flow2"):
+        raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
+    rows = []
+    for i, a in enumerate(alphas):
+        T, K = times[i]
+        hps = [model_hyper(info, alpha=a, beta1=problem.beta1, beta2=problem.beta2,
+                           eps=problem.eps, u0=u) for u in lane_u0]
+        B = len(hps)
+        flow = info.cls(land, n_lanes=B, dtype=dtype, device=device,
+                        **_lane_tensors(hps, dtype, device))
+        th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
+        sol = paper_solve(flow, th0, SUBSTEPS * K + 1)
+        ks = list(output_indices(K, every))
+        idx = torch.tensor([SUBSTEPS * k for k in ks], device=sol.theta.device)
+        th = sol.theta[:, idx]                                                # (B, n_k, n)
+        f = land.value(th.reshape(-1, th.shape[-1])).reshape(B, len(ks)).cpu()
+        th = th.cpu()
+        s = torch.tensor([k * a for k in ks], dtype=th.dtype)
+        win = (s >= delta - 1e-12 * max(1.0, delta)) & (s <= T + 1e-12 * max(1.0, T))
+        finite = torch.isfinite(th).all(-1).all(-1)
+        for b, u in enumerate(lane_u0):
+            if u not in u0s:
+                continue
+            d_th = _norm(th[b] - th[0])[win]
+            d_f = (f[b] - f[0]).abs()[win]
+            sup_th = d_th.max() if d_th.numel() else torch.tensor(math.nan)
+            sup_f = d_f.max() if d_f.numel() else torch.tensor(math.nan)
+            ok = bool(finite[b]) and bool(finite[0])
+            rows.append({"model": info.name, "alpha": a, "u0": u, "T": T, "K": K,
+                         "sup_theta": _f(sup_th), "sup_f": _f(sup_f),
+                         "status": "ok" if ok else "diverged",
+                         "sweeps": int(sol.sweeps[b]), "residual": float(sol.residual[b]),
+                         "converged": bool(sol.converged[b])})
+    return rows
 
 
 def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,3 +40,50 @@ def problem(preset: str, command: str, scheme: str = "exact", **override):
     return Problem(landscape=d["landscape"], theta0=d["theta0"], alpha=list(d["alpha"]),
                    models=list(d["models"]), beta1=d["beta1"], beta2=d["beta2"], eps=d["eps"],
                    u0=list(d.get("u0", [0.0])), scheme=scheme)
+
+
+def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], title: str,
+                 logy: bool = True) -> None:
+    """``results[scheme]["rows"][key]`` vs alpha (log x), one line per ``group`` value and scheme:
+    exact solid, paper dashed, the same colour per group."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adamflow.output import save_figure
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    keys = []
+    for res in results.values():
+        for r in res["rows"]:
+            g = tuple(r.get(k) for k in group)
+            if g not in keys:
+                keys.append(g)
+    for ci, g in enumerate(keys):
+        for s, res in results.items():
+            sel = sorted((r for r in res["rows"] if tuple(r.get(k) for k in group) == g),
+                         key=lambda r: r["alpha"])
+            pts = [(r["alpha"], r[key]) for r in sel
+                   if r.get(key) is not None and math.isfinite(r[key]) and (not logy or r[key] > 0)]
+            if not pts:
+                continue
+            lab = " ".join(f"{k}={v:g}" if isinstance(v, float) else str(v)
+                           for k, v in zip(group, g) if v is not None)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], "o-" if s == "exact" else "s--",
+                    color=colors[ci % len(colors)], label=f"{lab} ({s})", lw=1.3, ms=4)
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel(key)
+    ax.set_title(title, fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, png)
+    plt.close(fig)

@@ -3,7 +3,9 @@
 Each figure is one module of :mod:`paper_figs` exposing ``NAME``, ``TITLE`` and
 ``make(out_dir: str, progress) -> list[str]`` (the files it wrote: PNG plus the data behind it).
 ``progress`` is a callable ``progress(message)`` the module may call between stages. Modules may
-also take ``quick`` (reduced size, for tests) and ``scheme`` (exact, paper or both).
+also take ``quick`` (reduced size, for tests) and ``scheme`` (exact, paper or both; default both).
+After the figures, :func:`paper_figs.report.write_report` writes ``REPORT.md`` (paper scheme vs
+exact model) from the JSON files written in the same run.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def make_kwargs(mod, *, scheme: str = "exact", quick: bool = False) -> dict:
 
 
 def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool = False,
-         scheme: str = "exact", quick: bool = False) -> list[str]:
+         scheme: str = "both", quick: bool = False) -> list[str]:
     if scheme not in ("exact", "paper", "both"):
         raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper, both)")
     mods = figure_modules()
@@ -77,6 +79,10 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
         written += files
         if not quiet:
             tqdm.write(f"{name}: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
+    from paper_figs import report
+
+    written.append(report.write_report(out, written))
     if not quiet:
+        tqdm.write(f"report: {written[-1]}")
         print(f"wrote {len(written)} files to {out}/")
     return written

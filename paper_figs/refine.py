@@ -3,6 +3,8 @@
 rosenbrock1d(c=1.5), theta0 = -1.5, betas .99/.999, alpha in {5e-4, 1e-3, 5e-3, 1e-2, 5e-2} with the
 table's epochs, T = 10: errors E_T, E_f, E_sup of the first-order flow and of the second-order model
 (u0 in {-1, 0, 1, 2}) against discrete Adam, log-log slopes; paper error protocol (SPEC §4).
+Schemes: the exact flows (refine.json) and/or the published scheme (refine-paper.json); with both,
+refine-both.png draws E_T vs alpha of both schemes in one figure.
 Library: :func:`analysis.refine.refine`.
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from adamflow.output import write_json
 from paper_figs import _common
 
 NAME = "refine"
-SCHEMES = ("exact",)  # the library study integrates exact flows only
+SCHEMES = ("exact", "paper")
 PRESET = "heredia2026-refine"
 TITLE = "alpha-refinement, c = 1.5, theta0 = -1.5, T = 10 (paper protocol)"
 PROTOCOL = "paper"
@@ -22,17 +24,25 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
     from analysis.refine import plot_refine, refine
 
-    _common.schemes(scheme, supported=SCHEMES, name=NAME)
     d = presets.command_defaults(PRESET, "refine")
     alpha, epochs = d["alpha"], d["epochs"]
     if quick:
         alpha, epochs = [1e-2, 5e-2], [101, 41]
-    problem = _common.problem(PRESET, "refine", "exact", alpha=alpha)
-    progress("errors vs alpha")
-    result = refine(problem, protocol=PROTOCOL, epochs=epochs, horizon=d["horizon"])
-    result["preset"] = PRESET
-    progress("plotting")
-    png, js = _common.path(out_dir, NAME, "exact", "png"), _common.path(out_dir, NAME, "exact", "json")
-    plot_refine(result, png)
-    write_json(result, js)
-    return [png, js]
+    files, results = [], {}
+    for s in _common.schemes(scheme, supported=SCHEMES, name=NAME):
+        problem = _common.problem(PRESET, "refine", s, alpha=alpha)
+        progress(f"errors vs alpha ({s})")
+        result = refine(problem, protocol=PROTOCOL, epochs=epochs, horizon=d["horizon"])
+        result["preset"] = PRESET
+        progress("plotting")
+        png, js = _common.path(out_dir, NAME, s, "png"), _common.path(out_dir, NAME, s, "json")
+        plot_refine(result, png)
+        write_json(result, js)
+        files += [png, js]
+        results[s] = result
+    if len(results) == 2:
+        png = _common.path(out_dir, NAME, "both", "png")
+        _common.plot_compare(results, png, key="E_T", group=("model", "u0"),
+                             title=f"{TITLE}: E_T, exact (solid) vs paper scheme (dashed)")
+        files.append(png)
+    return files

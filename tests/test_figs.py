@@ -41,3 +41,40 @@ def test_figs_cli_unknown_scheme_one_line(capsys):
     assert main(["figs", "--scheme", "nope", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_trajectories_paper_scheme_quick(tmp_path):
+    mod = MODS["trajectories"]
+    files = mod.make(str(tmp_path), **build.make_kwargs(mod, scheme="both", quick=True))
+    names = {os.path.basename(f) for f in files}
+    assert {"trajectories.png", "trajectories-paper.png", "trajectories-paper.csv",
+            "trajectories-both.png"} <= names
+    rows = open(os.path.join(str(tmp_path), "trajectories-paper.csv")).read().splitlines()
+    assert len(rows) > 1 and rows[0].startswith("model")
+
+
+def test_velocity_paper_scheme_small(tmp_path):
+    from analysis.velocity import velocity
+    from paper_figs import _common
+
+    pr = _common.problem("heredia2026-velocity", "velocity", "paper", alpha=[5e-2, 1e-1])
+    res = velocity(pr, delta=1.0, horizon=3.0)
+    assert res["scheme"] == "paper" and len(res["rows"]) == 6
+    assert all(r["sup_theta"] is not None and r["converged"] for r in res["rows"])
+
+
+def test_basin_paper_scheme_small():
+    from analysis.basin import basin_study
+
+    res = basin_study(landscape="rosenbrock1d(c=4)", models=["adam", "adam-flow2"],
+                      theta0=[-1.5], alpha=[1e-2, 5e-2], epochs=[60, 40], u0=[1.0],
+                      scheme="paper")
+    assert res["scheme"] == "paper"
+    flow = [r for r in res["rows"] if r["model"] == "adam-flow2"]
+    assert len(flow) == 2 and all(r["status"] == "ok" and r["basin"] >= 0 for r in flow)
+
+
+def test_build_writes_report(tmp_path):
+    files = build.main(out=str(tmp_path), only=["trajectories"], scheme="exact", quick=True,
+                       quiet=True)
+    assert files[-1].endswith("REPORT.md") and os.path.getsize(files[-1]) > 0
