@@ -92,17 +92,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         landscape="doublewell", theta0=[[0.5]], alpha=[0.1, 0.01], horizon=10.0,
         models=["adam", "adam-flow1"], beta1=[0.9], beta2=[0.999], eps=1e-8, commands=("run",)),
     "heredia2024-mse": dict(
-        description="2411.09734 MSE appendix: linear regression, theta0=(0,0), alpha in "
-                    "{0.1,0.01}, T=3, adagrad/rmsprop/adam and their flows",
-        landscape="linreg", theta0=[[0.0, 0.0]], alpha=[0.1, 0.01], horizon=3.0,
+        description="2411.09734 MSE appendix, figure 1: mean((y - theta x)^2) on the notebook's "
+                    "data, theta0=0, alpha in {0.1,0.01}, rmsprop beta .9, adam .9/.99",
+        landscape="mse2024", theta0=[[0.0]], alpha=[0.1, 0.01], horizon=6.0,
         models=["adagrad", "rmsprop", "adam", "adagrad-flow", "rmsprop-flow", "adam-flow1"],
-        beta1=[0.9], beta2=[0.999], beta=[0.99], eps=1e-8, commands=("run",)),
-    "heredia2024-mse-mlp": dict(
-        description="2411.09734 MSE appendix: tiny MLP (width 1), theta0=0.5, alpha in "
-                    "{0.1,0.01}, T=5, adagrad/rmsprop/adam and their flows",
-        landscape="mlp(width=1)", theta0=[[0.5, 0.5, 0.5, 0.5]], alpha=[0.1, 0.01], horizon=5.0,
+        beta1=[0.9], beta2=[0.99], beta=[0.9], eps=1e-8, commands=("run",)),
+    "heredia2024-mse-2": dict(
+        description="2411.09734 MSE appendix, figure 2: as figure 1 with rmsprop beta .99, "
+                    "adam .99/.999",
+        landscape="mse2024", theta0=[[0.0]], alpha=[0.1, 0.01], horizon=8.0,
         models=["adagrad", "rmsprop", "adam", "adagrad-flow", "rmsprop-flow", "adam-flow1"],
-        beta1=[0.9], beta2=[0.999], beta=[0.99], eps=1e-8, commands=("run",)),
+        beta1=[0.99], beta2=[0.999], beta=[0.99], eps=1e-8, commands=("run",)),
 }
 
 #: commands that take ``--preset``

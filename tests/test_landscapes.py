@@ -206,7 +206,8 @@ def test_data_is_reproducible():
 # --- spec language and errors ------------------------------------------------------------------
 
 def test_registry_and_available():
-    names = {"rosenbrock1d", "rosenbrock", "quadratic", "shifted", "doublewell", "sextic", "linreg", "mlp"}
+    names = {"rosenbrock1d", "rosenbrock", "quadratic", "shifted", "doublewell", "sextic", "linreg", "mlp",
+             "mse2024"}
     assert set(L.REGISTRY) == names
     listed = L.available()
     assert [n for n, _ in listed] == sorted(names)
