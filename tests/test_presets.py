@@ -101,3 +101,15 @@ def test_command_defaults_errors():
         presets.command_defaults("heredia2026-trajectories", "figs")
     with pytest.raises(ConfigError):
         presets.get("heredia2099")
+
+
+@pytest.mark.parametrize("name", [n for n in presets.names() if "run" in presets.get(n)["commands"]])
+def test_every_run_preset_end_to_end_reduced(name, capsys):
+    """Each preset, through `adamflow run`, at reduced size (5 steps, one step size)."""
+    alpha = str(presets.get(name)["alpha"][-1])
+    code, out, err = run_cli(["run", "--preset", name, "--alpha", alpha, "--steps", "5", "--json", "-"],
+                             capsys)
+    assert code == 0, err
+    lanes = json.loads(out)["lanes"]
+    assert lanes and all(ln["status"] == "ok" and len(ln["t"]) == 6 for ln in lanes)
+    assert {ln["model"] for ln in lanes} == set(presets.command_defaults(name, "run")["models"])
