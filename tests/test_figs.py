@@ -25,7 +25,7 @@ def test_figure_module_quick(name, tmp_path):
 
 def test_all_spec_figures_registered():
     assert set(MODS) >= {"trajectories", "trajectories-global", "basin", "refine", "velocity",
-                         "pl", "positivity"}
+                         "pl", "positivity", "heredia2024-convex"}
 
 
 def test_build_rejects_bad_scheme_and_figure(tmp_path):
@@ -78,3 +78,31 @@ def test_build_writes_report(tmp_path):
     files = build.main(out=str(tmp_path), only=["trajectories"], scheme="exact", quick=True,
                        quiet=True)
     assert files[-1].endswith("REPORT.md") and os.path.getsize(files[-1]) > 0
+
+
+def test_heredia2024_convex_quick_both(tmp_path):
+    import json
+
+    mod = MODS["heredia2024-convex"]
+    files = mod.make(str(tmp_path), **build.make_kwargs(mod, scheme="both", quick=True))
+    names = {os.path.basename(f) for f in files}
+    assert names == {"heredia2024-convex.png", "heredia2024-convex.csv",
+                     "heredia2024-convex.json"}
+    data = json.load(open(os.path.join(str(tmp_path), "heredia2024-convex.json")))
+    assert data["schemes"] == ["exact", "paper"] and len(data["lanes"]) == 16
+    rows = open(os.path.join(str(tmp_path), "heredia2024-convex.csv")).read().splitlines()
+    assert rows[0].startswith("optimizer") and any(",paper2024," in r for r in rows)
+    if data["published_source"]:
+        adam = [ln for ln in data["lanes"] if ln["optimizer"] == "adam"]
+        assert all(ln["max_distance"]["published_nonlocal_vs_paper2024"] < 1e-4 for ln in adam)
+
+
+def test_pl_alpha_sweep_quick(tmp_path):
+    import json
+
+    mod = MODS["pl"]
+    files = mod.make(str(tmp_path), **build.make_kwargs(mod, scheme="exact", quick=True))
+    assert os.path.join(str(tmp_path), "pl-alpha.png") in files
+    sweep = json.load(open(os.path.join(str(tmp_path), "pl.json")))["alpha_sweep"]
+    assert sweep["horizon"] == 6.0 and len(sweep["rows"]) == 4
+    assert all(r["ok"] and r["omega"] > 0 for r in sweep["rows"])

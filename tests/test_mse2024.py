@@ -17,10 +17,11 @@ import pytest
 import torch
 
 import discrete
+from adamflow.published import heredia2411_traces_path
 from landscapes.mse2024 import MSE2024, notebook_data
 
 F64 = torch.float64
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "heredia_2411_v1_notebook_traces.json"
+TRACES = heredia2411_traces_path() or Path("missing")
 SETTINGS = {"loss_fig1_0": {"K": {"x": 60, "x2": 300}, "beta": 0.9, "betas": (0.9, 0.99)},
             "loss_fig2_0": {"K": {"x": 80, "x2": 500}, "beta": 0.99, "betas": (0.99, 0.999)}}
 LR = {"x": 0.1, "x2": 0.01}

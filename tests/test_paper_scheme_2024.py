@@ -1,6 +1,6 @@
 """The published IDE solver of arXiv 2411.09734 (scheme "paper2024") against the published traces.
 
-The traces (/work/shared/heredia_2411_v1_notebook_traces.json) store, for each nonlocal run, theta on
+The traces (shared/heredia_2411_v1_notebook_traces.json beside the checkout) store, for each nonlocal run, theta on
 the grid t_i = 1e-12 + i alpha (x = t/alpha) and the memories m, v as [0, m(t_0), m(t_1), ...].
 """
 from __future__ import annotations
@@ -16,11 +16,12 @@ import torch
 
 import landscapes
 from adamflow import experiment
+from adamflow.published import heredia2411_traces_path
 from flows.adam import AdamFlow1, RMSPropFlow
 from flows.paper_scheme_2024 import T0, TOL, paper2024_solve, run_paper2024
 from flows.simulate import output_grid, simulate
 
-TRACES = Path("/work/shared/heredia_2411_v1_notebook_traces.json")
+TRACES = heredia2411_traces_path() or Path("missing")
 needs_traces = pytest.mark.skipif(not TRACES.exists(), reason="published traces not available")
 F64 = torch.float64
 #: the two published runs whose fixed point never reached the 1e-4 stopping rule
