@@ -238,12 +238,13 @@ class NonlocalAdamFlow(SemilinearFlow):
         return sub(idx) if callable(sub) else self.landscape
 
 
-class AdamFlow1(NonlocalAdamFlow):
-    """First-order nonlocal Adam flow: theta' = -A(s), m' = lam1 (g - m), v' = lam2 (g^2 - v)."""
+class _KernelAdamFlow(NonlocalAdamFlow):
+    """A NonlocalAdamFlow whose two memories use the exact realisation of one kernel family."""
 
-    name = "adam-flow1"
-    hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-    description = "first-order nonlocal Adam flow (Heredia 2024), kernel K1, exact local form"
+    kernel_class: type = FirstOrderKernel
+    flow_order: int = 1
+    m_names: tuple[str, ...] = ("m",)
+    v_names: tuple[str, ...] = ("v",)
 
     def __init__(self, landscape: Landscape, *, alpha, beta1=0.9, beta2=0.999, eps=1e-8,
                  n_lanes: int, dtype=torch.float64, device="cpu", u0=0.0):
@@ -251,14 +252,23 @@ class AdamFlow1(NonlocalAdamFlow):
         check_alpha(a)
         check_beta(beta1, "beta1")
         check_beta(beta2, "beta2")
-        km = FirstOrderKernel(a, lane_tensor(beta1, n_lanes, dtype, device)).realization()
-        kv = FirstOrderKernel(a, lane_tensor(beta2, n_lanes, dtype, device)).realization()
-        super().__init__(landscape, alpha=a, beta1=beta1, beta2=beta2, eps=eps, order=1,
-                         kernel_m=km, kernel_v=kv, n_lanes=n_lanes, dtype=dtype, device=device,
-                         u0=u0, m_names=("m",), v_names=("v",))
+        km = self.kernel_class(a, lane_tensor(beta1, n_lanes, dtype, device)).realization()
+        kv = self.kernel_class(a, lane_tensor(beta2, n_lanes, dtype, device)).realization()
+        super().__init__(landscape, alpha=a, beta1=beta1, beta2=beta2, eps=eps,
+                         order=self.flow_order, kernel_m=km, kernel_v=kv, n_lanes=n_lanes,
+                         dtype=dtype, device=device, u0=u0, m_names=self.m_names,
+                         v_names=self.v_names)
 
 
-class AdamFlow2(NonlocalAdamFlow):
+class AdamFlow1(_KernelAdamFlow):
+    """First-order nonlocal Adam flow: theta' = -A(s), m' = lam1 (g - m), v' = lam2 (g^2 - v)."""
+
+    name = "adam-flow1"
+    hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    description = "first-order nonlocal Adam flow (Heredia 2024), kernel K1, exact local form"
+
+
+class AdamFlow2(_KernelAdamFlow):
     """Second-order inertial model: (alpha/2) theta'' + theta' = -A(s), memories with lam*K2.
 
     State per coordinate (theta, u, m, m', v, v'), u = theta'. The fast derivative states u, m', v'
@@ -267,22 +277,14 @@ class AdamFlow2(NonlocalAdamFlow):
     """
 
     uncontrolled = ("u", "dm", "dv")
+    kernel_class = SecondOrderKernel
+    flow_order = 2
+    m_names = ("m", "dm")
+    v_names = ("v", "dv")
 
     name = "adam-flow2"
     hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "u0": 0.0}
     description = "second-order inertial nonlocal Adam model (Heredia 2026), kernel lam*K2, u0"
-
-    def __init__(self, landscape: Landscape, *, alpha, beta1=0.9, beta2=0.999, eps=1e-8,
-                 n_lanes: int, dtype=torch.float64, device="cpu", u0=0.0):
-        a = lane_tensor(alpha, n_lanes, dtype, device)
-        check_alpha(a)
-        check_beta(beta1, "beta1")
-        check_beta(beta2, "beta2")
-        km = SecondOrderKernel(a, lane_tensor(beta1, n_lanes, dtype, device)).realization()
-        kv = SecondOrderKernel(a, lane_tensor(beta2, n_lanes, dtype, device)).realization()
-        super().__init__(landscape, alpha=a, beta1=beta1, beta2=beta2, eps=eps, order=2,
-                         kernel_m=km, kernel_v=kv, n_lanes=n_lanes, dtype=dtype, device=device,
-                         u0=u0, m_names=("m", "dm"), v_names=("v", "dv"))
 
 
 class _AccumulatorFlow(SemilinearFlow):
