@@ -21,7 +21,8 @@ from adamflow.errors import ConfigError
 #: figure modules, in build order
 MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_figs.basin",
            "paper_figs.refine", "paper_figs.velocity", "paper_figs.pl", "paper_figs.positivity",
-           "paper_figs.heredia2024_convex")
+           "paper_figs.heredia2024_convex", "paper_figs.heredia2024_mse",
+           "paper_figs.heredia2024_doublewell")
 
 #: reduced sizes for modules without a ``quick`` parameter
 QUICK_KWARGS = {"steps": 200}

@@ -106,3 +106,15 @@ def test_pl_alpha_sweep_quick(tmp_path):
     sweep = json.load(open(os.path.join(str(tmp_path), "pl.json")))["alpha_sweep"]
     assert sweep["horizon"] == 6.0 and len(sweep["rows"]) == 4
     assert all(r["ok"] and r["omega"] > 0 for r in sweep["rows"])
+
+
+@pytest.mark.parametrize("name", ["heredia2024-mse", "heredia2024-doublewell"])
+def test_heredia2024_mse_doublewell_quick_both(name, tmp_path):
+    import json
+
+    mod = MODS[name]
+    files = mod.make(str(tmp_path), quick=True, scheme="both")
+    assert {os.path.basename(f) for f in files} == {f"{name}.{e}" for e in ("png", "csv", "json")}
+    assert all(os.path.getsize(f) > 0 for f in files)
+    doc = json.load(open(os.path.join(str(tmp_path), f"{name}.json")))
+    assert doc["quick"] and doc["skipped_paper2024"] and doc["lanes"]
