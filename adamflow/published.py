@@ -22,3 +22,25 @@ def heredia2411_traces_path() -> Path | None:
         if cand.exists():
             return cand
     return None
+
+
+def load_heredia2411(figures: set[str] | None = None) -> dict:
+    """The published traces as ``{figure: {trace name: {alpha: (x list, y list)}}}`` plus
+    ``"_source"`` (the file), restricted to ``figures`` when given; ``{}`` when the file is absent.
+    Subplot axis ``x`` holds the alpha = 0.1 runs, ``x2`` the alpha = 0.01 runs (SPEC §8.2)."""
+    import json
+
+    path = heredia2411_traces_path()
+    if path is None:
+        return {}
+    doc = json.loads(path.read_text())
+    out: dict = {}
+    for fig, d in doc.get("figures", {}).items():
+        if figures is not None and fig not in figures:
+            continue
+        for tr in d.get("traces", []):
+            alpha = 0.1 if tr.get("xaxis") in ("x", "x1") else 0.01
+            out.setdefault(fig, {}).setdefault(tr["name"], {})[alpha] = (
+                [float(x) for x in tr["x"]], [float(y) for y in tr["y"]])
+    out["_source"] = str(path)
+    return out

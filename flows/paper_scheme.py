@@ -27,6 +27,7 @@ import torch
 from adamflow.trajectory import Status, Trajectory, diverged_mask
 from flows.adam import AdamFlow1, AdamFlow2, NonlocalAdamFlow, one_minus_pow
 from flows.kernels import phi_propagators
+from flows.simulate import trajectory_values
 
 BLOCK = 64
 #: substeps per Adam step in the published scheme (h = alpha / SUBSTEPS)
@@ -99,15 +100,6 @@ def _grad_along(landscape, theta: torch.Tensor) -> torch.Tensor:
     if shared:
         return landscape.grad(theta.reshape(B * N, n)).reshape(B, N, n)
     return torch.stack([landscape.grad(theta[:, i]) for i in range(N)], dim=1)
-
-
-def _values_along(landscape, theta: torch.Tensor) -> torch.Tensor:
-    B, N, n = theta.shape
-    shared = all(not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] == 1
-                 for v in (landscape.params() or {}).values()) if hasattr(landscape, "params") else False
-    if shared:
-        return landscape.value(theta.reshape(B * N, n)).reshape(B, N)
-    return torch.stack([landscape.value(theta[:, i]) for i in range(N)], dim=1)
 
 
 class PaperSolution:
@@ -240,7 +232,7 @@ def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int
     extras = {"m": sol.m[:, idx], "v": sol.v[:, idx]}
     if sol.u is not None:
         extras["u"] = sol.u[:, idx]
-    f = _values_along(flow.landscape, theta)
+    f = trajectory_values(flow.landscape, theta)
     bad = ~torch.isfinite(theta).all(-1) | (theta.abs() > 1e12).any(-1)      # (B, T)
     first_bad = torch.where(bad.any(1), bad.float().argmax(1), torch.full((B,), len(ks),
                             device=theta.device, dtype=torch.long))

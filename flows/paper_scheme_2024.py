@@ -44,6 +44,7 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from adamflow.trajectory import Status, Trajectory
+from flows.simulate import trajectory_values
 
 #: first grid time of the published solver
 T0 = 1e-12
@@ -247,14 +248,13 @@ def run_paper2024(model: str, landscape, theta0, alpha: float, K: int, *, every:
     extras = {"v": torch.tensor(sol["v"][idx], dtype=dtype)[None]}
     if model == "adam-flow1":
         extras["m"] = torch.tensor(sol["m"][idx], dtype=dtype)[None]
-    T, n = theta.shape[1], theta.shape[2]
-    f = torch.stack([landscape.value(theta[:, j]) for j in range(T)], dim=1).to(dtype)
+    f = trajectory_values(landscape, theta).to(dtype)
     bad = ~torch.isfinite(theta).all(-1)[0] | (theta.abs() > 1e12).any(-1)[0]
     if bool(bad.any()):
         first = int(bad.float().argmax())
         status, div_at, n_out = int(Status.DIVERGED), float(t[0, first]), first
     else:
-        status, div_at, n_out = int(Status.OK), math.nan, T
+        status, div_at, n_out = int(Status.OK), math.nan, theta.shape[1]
     return Trajectory(
         t=t, theta=theta, f=f, status=torch.tensor([status], dtype=torch.long),
         diverged_at=torch.tensor([div_at], dtype=dtype), n_out=torch.tensor([n_out]),

@@ -210,7 +210,7 @@ def _solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | 
 
     def flush() -> None:
         """Fill every output time passed by the buffered steps (one host sync)."""
-        nonlocal ptr, buf, ys
+        nonlocal ptr, buf
         if not buf:
             return
         Bc = t.shape[0]

@@ -17,7 +17,6 @@ published vs paper2024, published vs exact, published vs discrete; skipped lanes
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 
@@ -58,28 +57,11 @@ SKIP_PAPER = {
 MAX_ITERATIONS = 400
 QUICK_HORIZON_SCALE = 0.1
 
-def _traces_path() -> str | None:
-    from adamflow.published import heredia2411_traces_path
-
-    p = heredia2411_traces_path()
-    return None if p is None else str(p)
-
-
 def load_published() -> dict:
     """{figure: {trace name: {alpha: (k list, y list)}}} or {} when the trace file is absent."""
-    p = _traces_path()
-    if p is None:
-        return {}
-    with open(p) as fh:
-        doc = json.load(fh)
-    out: dict = {}
-    for fig, d in doc.get("figures", {}).items():
-        for tr in d.get("traces", []):
-            alpha = 0.1 if tr.get("xaxis") in ("x", "x1") else 0.01
-            out.setdefault(fig, {}).setdefault(tr["name"], {})[alpha] = (
-                [float(x) for x in tr["x"]], [float(y) for y in tr["y"]])
-    out["_source"] = p
-    return out
+    from adamflow.published import load_heredia2411
+
+    return load_heredia2411()
 
 
 def _fmt(v: float) -> str:

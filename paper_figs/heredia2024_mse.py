@@ -19,7 +19,6 @@ published vs ours: discrete, exact, paper2024; skipped lanes; solver stats).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 
@@ -60,31 +59,11 @@ MAX_ITERATIONS = 400
 QUICK_SCALE = 0.1
 
 
-def _traces_path() -> str | None:
-    from adamflow.published import heredia2411_traces_path
-
-    p = heredia2411_traces_path()
-    return None if p is None else str(p)
-
-
 def load_published() -> dict:
-    """{figure: {trace name: {alpha: (k list, loss list)}}} (loss figures only); {} if absent."""
-    p = _traces_path()
-    if p is None:
-        return {}
-    with open(p) as fh:
-        doc = json.load(fh)
-    out: dict = {}
-    figs = {v[0] for v in FIGURES.values()}
-    for fig, d in doc.get("figures", {}).items():
-        if fig not in figs:
-            continue
-        for tr in d.get("traces", []):
-            alpha = 0.1 if tr.get("xaxis") in ("x", "x1") else 0.01
-            out.setdefault(fig, {}).setdefault(tr["name"], {})[alpha] = (
-                [float(x) for x in tr["x"]], [float(y) for y in tr["y"]])
-    out["_source"] = p
-    return out
+    """{figure: {trace name: {alpha: (k list, y list)}}} or {} when the trace file is absent."""
+    from adamflow.published import load_heredia2411
+
+    return load_heredia2411({v[0] for v in FIGURES.values()})
 
 
 def _run(model: str, alpha: float, hyper: dict, steps: int, scheme: str) -> dict:

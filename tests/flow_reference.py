@@ -4,7 +4,6 @@ Used by the flow tests: solve_ivp(LSODA, rtol=1e-11) on single lanes of rosenbro
 """
 import math
 
-import numpy as np
 from scipy.integrate import solve_ivp
 
 

@@ -4,7 +4,6 @@ stiffness behaviour (steps vs alpha beside an explicit solver), divergence, CLI.
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 import torchdiffeq
