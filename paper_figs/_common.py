@@ -86,4 +86,36 @@ def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], t
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
+
+
+def draw_lane(ax, ln: dict, color, styles: dict, limit: int | None = None) -> None:
+    """One lane of a first-paper figure: its computed curves (``ln["curves"][key]`` for each key of
+    ``styles``, against k) and the published traces as markers (o nonlocal, x discrete, every
+    ~25th point; the first ``limit`` points when given)."""
+    for key, st in styles.items():
+        ys = ln["curves"].get(key)
+        if ys is not None:
+            ax.plot(range(len(ys)), ys, color=color, label=f"{ln['label']} {key}", **st)
+    for key, mk in (("published_nonlocal", "o"), ("published_discrete", "x")):
+        tr = ln["curves"].get(key)
+        if tr is None:
+            continue
+        xs, ys = tr
+        if limit is not None:
+            xs, ys = xs[:limit], ys[:limit]
+        n = max(1, len(xs) // 25)
+        ax.plot(xs[::n], ys[::n], mk, color=color, ms=5, mfc="none" if mk == "o" else color,
+                label=f"{ln['label']} {key.replace('_', ' ')}")
+
+
+def curve_rows(res: dict, lead: tuple[str, ...]) -> list[list]:
+    """Long-format CSV rows (lead fields of the lane, lane label, curve, k, t, value) of the
+    computed curves (indexed by k) and the published traces ((k list, value list))."""
+    rows = []
+    for ln in res["lanes"]:
+        for key, c in ln["curves"].items():
+            pts = zip(*c) if key.startswith("published") else enumerate(c)
+            for k, y in pts:
+                rows.append([ln[f] for f in lead] + [ln["label"], key, f"{k:.12g}",
+                                                     f"{k * ln['alpha']:.12g}", repr(float(y))])
+    return rows

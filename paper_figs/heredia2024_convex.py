@@ -16,7 +16,6 @@ published vs paper2024, published vs exact, published vs discrete; skipped lanes
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 
@@ -27,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adamflow import experiment  # noqa: E402
 from adamflow.output import save_figure, write_json  # noqa: E402
+from adamflow.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
 
 NAME = "heredia2024-convex"
@@ -171,18 +171,7 @@ def plot(res: dict, png: str) -> None:
             sel = [ln for ln in res["lanes"] if ln["optimizer"] == opt and ln["alpha"] == alpha]
             for ci, ln in enumerate(sel):
                 c = colors[ci % len(colors)]
-                for key, st in STYLE.items():
-                    ys = ln["curves"].get(key)
-                    if ys is not None:
-                        ax.plot(range(len(ys)), ys, color=c, label=f"{ln['label']} {key}", **st)
-                for key, mk in (("published_nonlocal", "o"), ("published_discrete", "x")):
-                    tr = ln["curves"].get(key)
-                    if tr is None:
-                        continue
-                    xs, ys = tr
-                    n = max(1, len(xs) // 25)
-                    ax.plot(xs[::n], ys[::n], mk, color=c, ms=5, mfc="none" if mk == "o" else c,
-                            label=f"{ln['label']} {key.replace('_', ' ')}")
+                _common.draw_lane(ax, ln, c, STYLE)
             ax.set_title(f"{opt}, alpha = {alpha:g}", fontsize=9)
             ax.set_xlabel("iteration k = t / alpha")
             ax.set_ylabel(r"$\theta$")
@@ -192,19 +181,11 @@ def plot(res: dict, png: str) -> None:
                  "re-run, o / x: published nonlocal / discrete", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def write_csv(res: dict, path: str) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["optimizer", "alpha", "lane", "curve", "k", "t", "theta"])
-        for ln in res["lanes"]:
-            for key, c in ln["curves"].items():
-                pts = zip(*c) if key.startswith("published") else enumerate(c)
-                for k, y in pts:
-                    w.writerow([ln["optimizer"], ln["alpha"], ln["label"], key, f"{k:.12g}",
-                                f"{k * ln['alpha']:.12g}", repr(float(y))])
+    header = ["optimizer", "alpha", "lane", "curve", "k", "t", "theta"]
+    write_rows(header, _common.curve_rows(res, ("optimizer", "alpha")), path)
 
 
 def summary(res: dict) -> dict:

@@ -12,7 +12,6 @@ the discrete iterates, final values, skipped lanes, solver stats).
 """
 from __future__ import annotations
 
-import csv
 import os
 
 import matplotlib
@@ -22,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adamflow import experiment  # noqa: E402
 from adamflow.output import save_figure, write_json  # noqa: E402
+from adamflow.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
 
 NAME = "heredia2024-doublewell"
@@ -118,19 +118,17 @@ def plot(res: dict, png: str) -> None:
                  "re-run (alpha 0.1 only)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def write_csv(res: dict, path: str) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["alpha", "curve", "k", "t", "theta", "f", "distance_to_discrete"])
-        for ln in res["lanes"]:
-            for key, c in ln["curves"].items():
-                dist = ln["distance"].get(key)
-                for k, (th, f) in enumerate(zip(c["theta"], c["f"])):
-                    w.writerow([ln["alpha"], key, k, f"{k * ln['alpha']:.12g}", repr(th),
-                                repr(f), "" if dist is None else repr(dist[k])])
+    rows = []
+    for ln in res["lanes"]:
+        for key, c in ln["curves"].items():
+            dist = ln["distance"].get(key)
+            for k, (th, f) in enumerate(zip(c["theta"], c["f"])):
+                rows.append([ln["alpha"], key, k, f"{k * ln['alpha']:.12g}", repr(th), repr(f),
+                             "" if dist is None else repr(dist[k])])
+    write_rows(["alpha", "curve", "k", "t", "theta", "f", "distance_to_discrete"], rows, path)
 
 
 def summary(res: dict) -> dict:

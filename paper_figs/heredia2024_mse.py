@@ -18,7 +18,6 @@ published vs ours: discrete, exact, paper2024; skipped lanes; solver stats).
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 
@@ -29,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from adamflow import experiment  # noqa: E402
 from adamflow.output import save_figure, write_json  # noqa: E402
+from adamflow.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
 
 NAME = "heredia2024-mse"
@@ -208,19 +208,7 @@ def plot(res: dict, png: str) -> None:
             sel = [ln for ln in res["lanes"] if ln["figure"] == fno and ln["alpha"] == alpha]
             for ci, ln in enumerate(sel):
                 c = colors[ci % len(colors)]
-                for key, st in STYLE.items():
-                    ys = ln["curves"].get(key)
-                    if ys is not None:
-                        ax.plot(range(len(ys)), ys, color=c, label=f"{ln['label']} {key}", **st)
-                for key, mk in (("published_nonlocal", "o"), ("published_discrete", "x")):
-                    tr = ln["curves"].get(key)
-                    if tr is None:
-                        continue
-                    xs, ys = tr
-                    xs, ys = xs[:ln["K"]], ys[:ln["K"]]
-                    n = max(1, len(xs) // 25)
-                    ax.plot(xs[::n], ys[::n], mk, color=c, ms=5, mfc="none" if mk == "o" else c,
-                            label=f"{ln['label']} {key.replace('_', ' ')}")
+                _common.draw_lane(ax, ln, c, STYLE, limit=ln["K"])
             ax.set_yscale("log")
             ax.set_title(f"figure {fno}, alpha = {alpha:g}", fontsize=9)
             ax.set_xlabel("iteration k = t / alpha")
@@ -231,19 +219,11 @@ def plot(res: dict, png: str) -> None:
                  "re-run (alpha 0.1 only), o / x: published nonlocal / discrete", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def write_csv(res: dict, path: str) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["figure", "optimizer", "alpha", "lane", "curve", "k", "t", "loss"])
-        for ln in res["lanes"]:
-            for key, c in ln["curves"].items():
-                pts = zip(*c) if key.startswith("published") else enumerate(c)
-                for k, y in pts:
-                    w.writerow([ln["figure"], ln["optimizer"], ln["alpha"], ln["label"], key,
-                                f"{k:.12g}", f"{k * ln['alpha']:.12g}", repr(float(y))])
+    header = ["figure", "optimizer", "alpha", "lane", "curve", "k", "t", "loss"]
+    write_rows(header, _common.curve_rows(res, ("figure", "optimizer", "alpha")), path)
 
 
 def summary(res: dict) -> dict:

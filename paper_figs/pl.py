@@ -101,7 +101,6 @@ def plot_sweep(sweep: dict, png: str, title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
@@ -120,7 +119,6 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
         fig = figure(results)
         fig.suptitle(f"{TITLE} ({s} scheme)", fontsize=10)
         save_figure(fig, png)
-        plt.close(fig)
         data = json_lanes(results)
         # the main run is one alpha sweep point when it covers the sweep's horizon
         alphas = {r["alpha"] for r in results["lanes"]}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from adamflow import presets  # noqa: E402
 from adamflow.output import save_figure, write_json  # noqa: E402
@@ -36,7 +35,6 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
         fig = figure(results)
         fig.suptitle(f"{TITLE} ({s} scheme)", fontsize=10)
         save_figure(fig, png)
-        plt.close(fig)
         data = json_lanes(results)
         data.update(preset=PRESET, scheme=s)
         write_json(data, js)

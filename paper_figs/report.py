@@ -13,6 +13,8 @@ import math
 import os
 from typing import Any
 
+from adamflow.output import atomic_write_text
+
 STUDIES = ("refine", "basin", "velocity", "pl", "positivity")
 SCHEMES = ("paper", "exact")
 #: PL violation counted as zero when <= VIOLATION_RTOL * (|A| + |B|) (round-off)
@@ -376,6 +378,5 @@ def write_report(out_dir: str, files: list[str] | None = None) -> str:
     if files is None:
         files = [os.path.join(out_dir, f) for f in sorted(os.listdir(out_dir))]
     path = os.path.join(out_dir, "REPORT.md")
-    with open(path, "w") as fh:
-        fh.write(render(load(files)))
+    atomic_write_text(path, render(load(files)))
     return path

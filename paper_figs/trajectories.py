@@ -70,7 +70,6 @@ def plot_both(recs: dict[str, list[dict]], png: str) -> None:
     fig.suptitle(f"{TITLE}: exact (solid) vs paper scheme (dashed)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,

@@ -71,7 +71,6 @@ def plot(recs: list[dict], alpha: float, title: str, png: str) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, png)
-    plt.close(fig)
 
 
 def write_data(recs: list[dict], alpha: float, path: str) -> None:
