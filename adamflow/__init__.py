@@ -8,8 +8,8 @@ Top-level packages: ``landscapes`` (objectives), ``discrete`` (batched optimizer
 (continuous models and integrators), ``analysis`` (studies), ``paper_figs`` (reproduced figures).
 This package holds the shared types (:class:`Trajectory`, lane statuses, input errors) and the CLI.
 """
-from adamflow.errors import ConfigError
-from adamflow.trajectory import Status, Trajectory, DIVERGENCE_BOUND
+from core.errors import ConfigError
+from core.trajectory import Status, Trajectory, DIVERGENCE_BOUND
 
 __all__ = ["ConfigError", "Status", "Trajectory", "DIVERGENCE_BOUND"]
 __version__ = "0.1.0"

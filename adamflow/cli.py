@@ -5,43 +5,27 @@ Every invalid input ends with one line ``error: ...`` on stderr and exit code 2 
 from __future__ import annotations
 
 import argparse
-import re
+import importlib
 import sys
 
-from adamflow.errors import ConfigError
-
-_NUMLIKE = re.compile(r"^-[\d.]")
+import analysis
+import landscapes
+from core.errors import ConfigError
+from core.output import write_csv, write_json
+from paper_figs import build
+from runner import experiment, presets
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
+from runner.options import parse_vector as _vector
+from runner.options import protect_negative_numbers as _protect_negative_numbers
+from runner.presets import COMMANDS as PRESET_COMMANDS
+from runner.presets import describe
+from runner.registry import registry
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
         raise ConfigError(message.replace("\n", " "))
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text.strip()!r}") from None
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text.strip()!r}") from None
-
-
-def _vector(text: str) -> list[float]:
-    parts = [p for p in text.strip().split(",")]
-    if not parts or any(p.strip() == "" for p in parts):
-        raise argparse.ArgumentTypeError(f"malformed vector {text.strip()!r} (use e.g. -1.2,1)")
-    return [_float(p) for p in parts]
-
-
-def _protect_negative_numbers(argv: list[str]) -> list[str]:
-    """argparse reads '-1.2,1' or '-1e-3' as option flags; a leading space makes them values."""
-    return [" " + a if _NUMLIKE.match(a) else a for a in argv]
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -76,9 +60,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def study_modules() -> list:
     """The analysis modules present (see :data:`analysis.STUDIES`)."""
-    import importlib
 
-    import analysis
 
     mods = []
     for path in analysis.STUDIES:
@@ -97,8 +79,6 @@ def _add_preset_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from adamflow.presets import COMMANDS as PRESET_COMMANDS
-
     parser = _Parser(prog="adamflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     subcommands: dict[str, argparse.ArgumentParser] = {}
@@ -145,7 +125,6 @@ def _preset_in(argv: list[str]) -> str | None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse ``argv`` (already protected); ``--preset NAME`` fills the defaults of its command."""
-    from adamflow import presets
 
     parser = build_parser()
     command = argv[0] if argv else None
@@ -162,9 +141,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def cmd_run(args) -> int:
-    from adamflow import experiment
-    from adamflow.output import write_csv, write_json
-
     spec = experiment.RunSpec(
         landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
         beta1=args.beta1, beta2=args.beta2, beta=args.beta, momentum=args.momentum,
@@ -188,8 +164,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from adamflow.models import registry
-
     for name, info in registry().items():
         hp = ", ".join(info.hyperparameters)
         print(f"{name:<14} {info.kind:<9} {info.description}  [{hp}]")
@@ -197,24 +171,18 @@ def cmd_models(args) -> int:
 
 
 def cmd_landscapes(args) -> int:
-    import landscapes
-
     for name, desc in landscapes.available():
         print(f"{name:<14} {desc}")
     return 0
 
 
 def cmd_presets(args) -> int:
-    from adamflow.presets import describe
-
     for name, desc in describe():
         print(f"{name:<32} {desc}")
     return 0
 
 
 def cmd_figs(args) -> int:
-    from paper_figs import build
-
     build.main(out=args.out, only=args.only, quiet=args.quiet, scheme=args.scheme)
     return 0
 

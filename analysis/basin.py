@@ -37,7 +37,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from adamflow.errors import ConfigError
+import landscapes
+from analysis.cli_options import add_output_options
+from core.errors import ConfigError
+from core.hyper import (
+    check_alpha,
+    check_beta,
+    check_eps,
+    check_finite,
+    resolve_device,
+    resolve_dtype,
+)
+from core.output import save_figure, write_json
+from core.trajectory import Status, diverged_mask
+from flows.paper_scheme import SUBSTEPS, paper_solve
+from flows.simulate import output_grid, simulate
+from runner.experiment import DEFAULT_TOLERANCES
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
+from runner.options import parse_vector as _vector
+from runner.registry import get_model
 
 COMMAND = "basin"
 HELP = "final state vs alpha, basin threshold alpha* by bisection, (theta0, alpha) basin maps"
@@ -112,7 +131,6 @@ class StepRule:
 
 def minimizers(landscape, minima: list[list[float]] | None = None) -> list[dict[str, Any]]:
     """[{"x": [..], "f": f, "kind": "global"|"local"}] from ``minima`` or closed-form critical points."""
-    import landscapes
 
     land = landscapes.parse(landscape) if isinstance(landscape, str) else landscape
     if minima:
@@ -132,7 +150,6 @@ def minimizers(landscape, minima: list[list[float]] | None = None) -> list[dict[
 
 def barriers(landscape) -> list[float]:
     """Closed-form maxima (1-D), for the figure; [] when unknown."""
-    import landscapes
 
     land = landscapes.parse(landscape) if isinstance(landscape, str) else landscape
     if not hasattr(land, "critical_points"):
@@ -172,11 +189,6 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
     divergence); flows integrated to t = K_b * alpha_b. Returns {"final_theta": (B, n) tensor,
     "status": [labels], "steps": [K]}.
     """
-    import landscapes
-    from adamflow.experiment import DEFAULT_TOLERANCES
-    from adamflow.hyper import resolve_device, resolve_dtype
-    from adamflow.models import get_model
-    from adamflow.trajectory import Status, diverged_mask
 
     info = get_model(model)
     dt, dev = resolve_dtype(dtype), resolve_device(device)
@@ -212,7 +224,6 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
         return {"final_theta": fin, "status": status, "steps": Ks}
     if scheme == "paper":
         return _paper_final_states(info, land, theta0, hp, Ks)
-    from flows.simulate import output_grid, simulate
 
     flow = info.cls(land, n_lanes=len(lanes), dtype=dt, device=dev, **hp)
     t_out, _, n_out = output_grid(hp["alpha"], Ks, max(Ks))
@@ -226,8 +237,6 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
 
 
 def _paper_final_states(info, land, theta0: torch.Tensor, hp: dict, Ks: list[int]) -> dict[str, Any]:
-    from flows.paper_scheme import SUBSTEPS, paper_solve
-
     if info.name not in ("adam-flow1", "adam-flow2"):
         raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
     B = theta0.shape[0]
@@ -267,8 +276,6 @@ def _select(mask: torch.Tensor, new: dict, old: dict, B: int) -> dict:
 
 
 def _u0_list(model: str, u0: list[float]) -> list[float | None]:
-    from adamflow.models import get_model
-
     return list(u0) if "u0" in get_model(model).hyperparameters else [None]
 
 
@@ -357,8 +364,6 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
     from tqdm.auto import tqdm
 
-    from adamflow.hyper import check_alpha, check_beta, check_eps, check_finite
-    from adamflow.models import get_model
 
     models = list(models or DEFAULT_MODELS)
     for m in models:
@@ -553,7 +558,6 @@ def plot_basin(result: dict[str, Any], path: str) -> None:
         axes[0, -1].legend(handles, [f"{m['kind']} {m['x'][0]:.3g}" for m in result["minima"]],
                            fontsize=7, loc="upper right")
     fig.tight_layout()
-    from adamflow.output import save_figure
 
     save_figure(fig, path)
 
@@ -561,8 +565,6 @@ def plot_basin(result: dict[str, Any], path: str) -> None:
 # -- CLI -----------------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, _vector, add_output_options
-
     p.add_argument("--landscape", default="rosenbrock1d(c=4)", help="landscape spec")
     p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
@@ -599,8 +601,6 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from adamflow.output import write_json
-
     result = basin_study(
         landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
         epochs=args.epochs, steps=args.steps, horizon=args.horizon, beta1=args.beta1,

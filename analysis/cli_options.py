@@ -1,7 +1,7 @@
 """Command-line options shared by the study commands (``adamflow refine``, ``lyapunov``, ...).
 
 Each study module adds its own options on top of :func:`add_problem_options` and
-:func:`add_output_options`, then builds an :class:`adamflow.experiment.RunSpec`-like problem with
+:func:`add_output_options`, then builds an :class:`runner.experiment.RunSpec`-like problem with
 :func:`problem_from_args`.
 """
 from __future__ import annotations
@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from adamflow.cli import _float, _int, _vector  # noqa: F401  (shared argument types)
+import landscapes
+from core.errors import ConfigError
+from core.hyper import check_alpha, check_beta, check_eps, check_finite
+from runner import experiment
+from runner.options import parse_float as _float
+from runner.options import parse_vector as _vector
+from runner.registry import get_model
 
 
 def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str] | None = None,
@@ -63,9 +69,7 @@ SCHEMES = ("exact", "paper")
 
 
 def scheme_available(name: str) -> bool:
-    """Whether :func:`adamflow.experiment.validate` accepts flow scheme ``name``."""
-    from adamflow import experiment
-    from adamflow.errors import ConfigError
+    """Whether :func:`runner.experiment.validate` accepts flow scheme ``name``."""
 
     spec = experiment.RunSpec(landscape="rosenbrock1d(c=4)", models=["adam-flow1"],
                               theta0=[[0.0]], alpha=[0.1], steps=1, scheme=name)
@@ -78,7 +82,6 @@ def scheme_available(name: str) -> bool:
 
 def check_scheme(name: str) -> None:
     """ConfigError unless ``name`` is a flow scheme (exact, paper) that the library provides."""
-    from adamflow.errors import ConfigError
 
     if name not in SCHEMES:
         raise ConfigError(f"unknown scheme {name!r} (choose from: {', '.join(SCHEMES)})")
@@ -87,9 +90,6 @@ def check_scheme(name: str) -> None:
 
 
 def problem_from_args(args) -> Problem:
-    from adamflow.errors import ConfigError
-    from adamflow.hyper import check_alpha, check_beta, check_eps, check_finite
-
     if args.alpha is not None:
         check_alpha(args.alpha)
     check_beta(args.beta1, "beta1")
@@ -102,10 +102,8 @@ def problem_from_args(args) -> Problem:
         if val is not None and not (val > 0 and val < float("inf")):
             raise ConfigError(f"{name} must be a positive finite number, got {val}")
     if args.models:
-        from adamflow.models import get_model
         for m in args.models:
             get_model(m)
-    import landscapes
     land = landscapes.parse(args.landscape)
     land.check_dim(len(args.theta0[0]))
     return Problem(landscape=args.landscape, theta0=args.theta0, alpha=list(args.alpha or []),

@@ -34,7 +34,19 @@ import sys
 
 import numpy as np
 
+import discrete
+import landscapes
+from analysis.cli_options import (
+    add_output_options,
+    add_problem_options,
+    problem_from_args,
+)
 from analysis.pl_bound import pl_bound, scalars, violation_indices
+from core.errors import ConfigError
+from core.output import save_figure, write_json
+from runner import experiment
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
 
 COMMAND = "lyapunov"
 HELP = "energy (Lyapunov) monitors along trajectories and the PL bound check"
@@ -117,7 +129,6 @@ def model_kind(traj) -> str:
     "first"."""
     if "u" in traj.extras:
         return "second"
-    import discrete
     return "discrete" if traj.meta.get("model") in discrete.MODELS else "first"
 
 
@@ -128,7 +139,6 @@ def lane_fstar(traj, b: int, fstar: float | None = None) -> tuple[float, str]:
     spec = traj.meta.get("landscape")
     val = None
     if spec is not None:
-        import landscapes
         val = landscapes.parse(spec).minimum_value(traj.dim)
     if val is not None and not isinstance(val, float):
         val = float(val.reshape(-1)[b if val.numel() > 1 else 0])
@@ -139,7 +149,7 @@ def lane_fstar(traj, b: int, fstar: float | None = None) -> tuple[float, str]:
 
 
 def energy(traj, b: int = 0, *, fstar: float | None = None) -> dict:
-    """Energy terms along lane ``b`` of a :class:`adamflow.trajectory.Trajectory`.
+    """Energy terms along lane ``b`` of a :class:`core.trajectory.Trajectory`.
 
     Returns :func:`energy_arrays`' arrays plus ``kind``, ``fstar`` and ``fstar_source``.
     """
@@ -195,8 +205,6 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None, de
     """
     from tqdm import tqdm
 
-    from adamflow import experiment
-    from adamflow.errors import ConfigError
 
     if not (math.isfinite(delta) and delta >= 0):
         raise ConfigError(f"delta must be a finite number >= 0, got {delta}")
@@ -212,9 +220,8 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None, de
 
 
 def run_specs(problem, *, steps: int | None, horizon: float | None) -> list:
-    """One validated :class:`adamflow.experiment.RunSpec` per model of ``problem`` (all input
+    """One validated :class:`runner.experiment.RunSpec` per model of ``problem`` (all input
     errors are raised here, before any run starts)."""
-    from adamflow import experiment
 
     specs = []
     for model in problem.models:
@@ -228,7 +235,6 @@ def run_specs(problem, *, steps: int | None, horizon: float | None) -> list:
             experiment.steps_for(spec, a)
         specs.append(spec)
     if not specs:
-        from adamflow.errors import ConfigError
         raise ConfigError("at least one model is required")
     return specs
 
@@ -333,8 +339,6 @@ def figure(results: dict):
 # -- CLI ----------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, add_output_options, add_problem_options
-
     add_problem_options(p, models_default=["adam", "adam-flow2"], alpha_required=False)
     p.set_defaults(landscape="rosenbrock1d(c=0)", alpha=[1e-3])
     g = p.add_mutually_exclusive_group()
@@ -351,20 +355,14 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from adamflow.output import write_json
-    from analysis.cli_options import problem_from_args
-
     problem = problem_from_args(args)
     if args.fstar is not None and not math.isfinite(args.fstar):
-        from adamflow.errors import ConfigError
         raise ConfigError(f"fstar must be finite, got {args.fstar}")
     results = study(problem, steps=args.steps, horizon=args.horizon, delta=args.delta,
                     pl=args.pl, fstar=args.fstar, quiet=args.quiet)
     if args.json:
         write_json(json_lanes(results), args.json)
     if args.plot:
-        from adamflow.output import save_figure
-
         save_figure(figure(results), args.plot)
     if args.json != "-":
         for rec in results["lanes"]:

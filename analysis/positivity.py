@@ -19,6 +19,19 @@ import math
 import sys
 
 import numpy as np
+import torch
+
+import landscapes
+from analysis.cli_options import (
+    add_output_options,
+    add_problem_options,
+    problem_from_args,
+)
+from analysis.lyapunov import run_specs
+from core.output import save_figure, write_json
+from runner import experiment
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
 
 COMMAND = "positivity"
 HELP = "moment positivity: the sufficient-condition counter and min v along runs"
@@ -71,7 +84,6 @@ def positivity_condition(s, g, beta2: float) -> dict:
 def gradients(landscape, theta) -> "torch.Tensor":  # noqa: F821
     """grad f along a (B, T, n) trajectory, one batched call per output column (per-lane
     landscape parameters stay aligned with the lanes)."""
-    import torch
 
     B, T, n = theta.shape
     cols = [landscape.grad(theta[:, j]) for j in range(T)]
@@ -93,7 +105,7 @@ def lane_positivity(s, g, v, beta2: float) -> dict:
 
 
 def positivity(traj, landscape, b: int | None = None) -> list[dict]:
-    """Per-lane positivity results of a :class:`adamflow.trajectory.Trajectory` (all lanes, or
+    """Per-lane positivity results of a :class:`core.trajectory.Trajectory` (all lanes, or
     lane ``b``)."""
     g_all = gradients(landscape, traj.theta)
     lanes = range(traj.n_lanes) if b is None else [b]
@@ -117,9 +129,6 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None,
     arrays for :func:`figure` under ``"arrays"``."""
     from tqdm import tqdm
 
-    import landscapes
-    from adamflow import experiment
-    from analysis.lyapunov import run_specs
 
     if steps is None and horizon is None:
         steps = DEFAULTS["steps"]
@@ -205,8 +214,6 @@ def figure(results: dict):
 # -- CLI ----------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, add_output_options, add_problem_options
-
     add_problem_options(p, models_default=DEFAULTS["models"], alpha_required=False)
     p.set_defaults(**{k: DEFAULTS[k] for k in ("landscape", "theta0", "beta1", "beta2", "alpha",
                                                "u0")})
@@ -217,10 +224,6 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from adamflow.output import write_json
-    from analysis.cli_options import problem_from_args
-    from adamflow.output import save_figure
-
     problem = problem_from_args(args)
     results = study(problem, steps=args.steps, horizon=args.horizon, quiet=args.quiet)
     if args.json:

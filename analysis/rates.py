@@ -31,8 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from adamflow.errors import ConfigError
-from adamflow.output import save_figure
+import landscapes
+from analysis.cli_options import add_output_options
+from core.errors import ConfigError
+from core.hyper import check_alpha, check_beta
+from core.output import save_figure, write_json
+from runner import experiment
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
+from runner.options import parse_vector as _vector
+from runner.registry import get_model
 
 COMMAND = "rates"
 HELP = "fitted exponential / power-law convergence rates vs alpha, beta1 or beta2"
@@ -145,7 +153,6 @@ def _fstar(landscape: str, fstar: float | None) -> float:
         if not math.isfinite(fstar):
             raise ConfigError(f"fstar must be finite, got {fstar}")
         return float(fstar)
-    import landscapes
 
     val = landscapes.parse(landscape).minimum_value()
     if val is None or not isinstance(val, (int, float)) or not math.isfinite(val):
@@ -172,7 +179,6 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
     """
     from tqdm.auto import tqdm
 
-    from adamflow import experiment
 
     if sweep not in SWEEPS:
         raise ConfigError(f"sweep must be one of {', '.join(SWEEPS)}, got {sweep!r}")
@@ -263,8 +269,6 @@ def plot_rates(result: dict[str, Any], path: str) -> None:
 # -- CLI ---------------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, _vector, add_output_options
-
     p.add_argument("--landscape", default="rosenbrock1d(c=0)", help="landscape spec")
     p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point (comma list)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
@@ -293,10 +297,6 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from adamflow.hyper import check_alpha, check_beta
-    from adamflow.models import get_model
-    from adamflow.output import write_json
-
     for m in args.models:
         get_model(m)
     if args.alpha:

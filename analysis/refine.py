@@ -32,8 +32,21 @@ from typing import Any
 
 import torch
 
-from adamflow.errors import ConfigError
-from adamflow.output import save_figure
+import landscapes
+from analysis.cli_options import (
+    add_output_options,
+    add_problem_options,
+    problem_from_args,
+)
+from analysis.slopes import fit_groups
+from core.errors import ConfigError
+from core.hyper import check_alpha, resolve_device, resolve_dtype
+from core.output import save_figure, write_json
+from flows.paper_scheme import SUBSTEPS, paper_solve
+from flows.simulate import simulate
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
+from runner.registry import get_model
 
 COMMAND = "refine"
 HELP = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
@@ -118,9 +131,6 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def _setup(problem):
-    import landscapes
-    from adamflow.hyper import check_alpha, resolve_device, resolve_dtype
-
     if not problem.alpha:
         raise ConfigError("at least one --alpha is required")
     check_alpha(problem.alpha)
@@ -182,7 +192,6 @@ def run_flow_lanes(info, land, theta0: list[float], lanes: list[dict[str, float]
     """One batched simulate() over ``lanes`` (hyper-parameter dicts) with per-lane output ``grids``.
 
     Returns the Trajectory (theta (B, T, n), f (B, T) on the CPU)."""
-    from flows.simulate import simulate
 
     B = len(lanes)
     T = max(len(g) for g in grids)
@@ -223,7 +232,6 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
     Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status}], "slopes": [{model, u0,
     p_T, p_f, p_sup, ci_T}], ...}`` (u0 None for models without it; non-finite errors None).
     """
-    from adamflow.models import get_model
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r} (choose from: {', '.join(PROTOCOLS)})")
@@ -310,7 +318,6 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
     """
     from scipy.interpolate import CubicSpline
 
-    from flows.paper_scheme import SUBSTEPS, paper_solve
 
     if info.name not in ("adam-flow1", "adam-flow2"):
         raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
@@ -354,7 +361,6 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
 
 def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, u0): slopes of log E_T, log E_f, log E_sup against log alpha, CI for p_T."""
-    from analysis.slopes import fit_groups
 
     return fit_groups(rows, {"p_T": "E_T", "p_f": "E_f", "p_sup": "E_sup"}, ci=("ci_T", "E_T"))
 
@@ -398,8 +404,6 @@ def plot_refine(result: dict[str, Any], path: str) -> None:
 # -- CLI -------------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, add_output_options, add_problem_options
-
     add_problem_options(p, models_default=["adam-flow1", "adam-flow2"])
     p.add_argument("--epochs", nargs="+", type=_int, default=None,
                    help="discrete rows per alpha (one per alpha; paper protocol)")
@@ -428,9 +432,6 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def main(args) -> int:
-    from adamflow.output import write_json
-    from analysis.cli_options import problem_from_args
-
     if args.protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {args.protocol!r} (choose from: {', '.join(PROTOCOLS)})")
     problem = problem_from_args(args)

@@ -21,10 +21,30 @@ from typing import Any
 
 import torch
 
-from adamflow.errors import ConfigError
-from adamflow.output import save_figure
-from analysis.refine import (DEFAULT_HORIZON, _f, _norm, _progress, _setup, _tolerances,
-                             model_hyper, run_flow_lanes)
+from analysis.cli_options import (
+    add_output_options,
+    add_problem_options,
+    problem_from_args,
+)
+from analysis.refine import (
+    DEFAULT_HORIZON,
+    _f,
+    _lane_tensors,
+    _norm,
+    _progress,
+    _setup,
+    _tolerances,
+    model_hyper,
+    run_flow_lanes,
+)
+from analysis.slopes import fit_groups
+from core.errors import ConfigError
+from core.output import save_figure, write_json
+from flows.paper_scheme import SUBSTEPS, paper_solve
+from flows.simulate import output_indices
+from runner.options import parse_float as _float
+from runner.options import parse_int as _int
+from runner.registry import get_model
 
 COMMAND = "velocity"
 HELP = "velocity independence of second-order flows: sup |theta_u0 - theta_0| on [delta, T] vs alpha"
@@ -62,8 +82,6 @@ def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,
     Returns ``{"rows": [{model, alpha, u0, T, sup_theta, sup_f, status}], "slopes": [{model, u0,
     p_theta, p_f, ci_theta}], ...}``.
     """
-    from adamflow.models import get_model
-    from flows.simulate import output_indices
 
     alphas = [float(a) for a in problem.alpha]
     if epochs is not None and len(epochs) != len(alphas):
@@ -154,9 +172,6 @@ def _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, *, every, delta
     s_j = j h, h = alpha/5, with 5K + 1 points (covering K alpha); the sup runs over the rows
     s = k alpha (k on the same ``every`` grid as the exact study) in [delta, T].
     """
-    from flows.paper_scheme import SUBSTEPS, paper_solve
-    from flows.simulate import output_indices
-    from analysis.refine import _lane_tensors
 
     if info.name not in ("adam-flow1", "adam-flow2"):
         raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
@@ -196,7 +211,6 @@ def _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, *, every, delta
 
 def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, u0): slopes of log sup|theta diff| and log sup|f diff| against log alpha."""
-    from analysis.slopes import fit_groups
 
     return fit_groups(rows, {"p_theta": "sup_theta", "p_f": "sup_f"}, ci=("ci_theta", "sup_theta"))
 
@@ -235,8 +249,6 @@ def plot_velocity(result: dict[str, Any], path: str) -> None:
 # -- CLI -------------------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    from analysis.cli_options import _float, _int, add_output_options, add_problem_options
-
     add_problem_options(p, models_default=["adam-flow2"])
     p.set_defaults(u0=[-1.0, 1.0, 2.0])
     p.add_argument("--delta", type=_float, default=1.0,
@@ -262,9 +274,6 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def main(args) -> int:
-    from adamflow.output import write_json
-    from analysis.cli_options import problem_from_args
-
     problem = problem_from_args(args)
     result = velocity(problem, delta=args.delta, horizon=args.horizon, epochs=args.epochs,
                       every=args.every, progress=not args.quiet)

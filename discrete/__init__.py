@@ -8,7 +8,7 @@ Models: gd, heavyball, adam, rmsprop, adagrad.
 """
 from __future__ import annotations
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 
 from .base import DiscreteOptimizer, lane_pow, sample_indices
 from .classic import GD, AdaGrad, Adam, HeavyBall, RMSProp

@@ -4,7 +4,7 @@ Conventions (SPEC §0, §2)
 -------------------------
 * ``theta`` is a (B, n) tensor: B independent lanes of dimension n. All optimizer state (moments,
   buffers) is (B, n); hyper-parameters are per lane, (B,) tensors, broadcast from scalars, sequences
-  or tensors with :func:`adamflow.hyper.lane_tensor` when :meth:`DiscreteOptimizer.run` sees B.
+  or tensors with :func:`core.hyper.lane_tensor` when :meth:`DiscreteOptimizer.run` sees B.
 * ``g_k = grad f(theta_{k-1})`` for k = 1, 2, ...; ``theta_k`` is the iterate after k updates and is
   reported at time ``t = k * alpha`` (per lane).
 * All moments start at 0.
@@ -39,10 +39,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from adamflow.errors import ConfigError
-from adamflow.hyper import LaneValue, lane_tensor
-from adamflow.threading_policy import small_batch_threads
-from adamflow.trajectory import Status, Trajectory, diverged_mask
+from core.errors import ConfigError
+from core.grid import output_indices as sample_indices
+from core.hyper import LaneValue, lane_tensor
+from core.threading_policy import small_batch_threads
+from core.trajectory import Status, Trajectory, diverged_mask
 
 #: how often (in steps) run() checks whether every lane has diverged (the only host sync in the loop)
 EARLY_STOP_CHECK = 64
@@ -68,14 +69,6 @@ def col(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype).unsqueeze(-1)
 
 
-def sample_indices(steps: int, every: int) -> list[int]:
-    """Recorded update indices: 0, every, 2*every, ... and always the last one, ``steps``."""
-    ks = list(range(0, steps + 1, every))
-    if ks[-1] != steps:
-        ks.append(steps)
-    return ks
-
-
 class DiscreteOptimizer:
     """A batched discrete optimizer (B lanes, per-lane hyper-parameters).
 
@@ -90,7 +83,7 @@ class DiscreteOptimizer:
     description: ClassVar[str] = ""
     #: ordered mapping hyper-parameter name -> default (None: required)
     hyperparameters: ClassVar[dict[str, float | None]] = {"alpha": None}
-    #: validator per hyper-parameter (``adamflow.hyper.check_*``), called as check(value, name)
+    #: validator per hyper-parameter (``core.hyper.check_*``), called as check(value, name)
     checks: ClassVar[dict[str, Callable[[LaneValue, str], None]]] = {}
     #: names of the (B, n) moment tensors in the state, reported as Trajectory extras
     moment_names: ClassVar[tuple[str, ...]] = ()
@@ -173,7 +166,7 @@ class DiscreteOptimizer:
 
         Samples are taken at k = 0, every, 2*every, ... and always at k = steps; ``t = k * alpha``.
         Only the sampled rows are stored. A lane whose iterate becomes NaN/inf or exceeds
-        :data:`adamflow.trajectory.DIVERGENCE_BOUND` at update k_div is marked
+        :data:`core.trajectory.DIVERGENCE_BOUND` at update k_div is marked
         ``Status.DIVERGED`` with ``diverged_at = k_div * alpha``; its state is frozen at
         theta_{k_div-1} (other lanes are unaffected, bit for bit) and its samples with
         k >= k_div are NaN, so ``n_out`` counts the samples with k < k_div.

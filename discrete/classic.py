@@ -16,10 +16,9 @@ rounding differences grow, so pick the order that matches the code you compare a
 """
 from __future__ import annotations
 
-
 import torch
 
-from adamflow.hyper import check_alpha, check_beta, check_eps
+from core.hyper import check_alpha, check_beta, check_eps
 
 from .base import DiscreteOptimizer, col, lane_pow
 

@@ -7,14 +7,13 @@
 """
 from __future__ import annotations
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
+from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
 
 _FLOW_NAMES = ("adam-flow1", "adam-flow2", "rmsprop-flow", "adagrad-flow")
 
 
 def registry() -> dict:
-    from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
-
     return {c.name: c for c in (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow)}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from adamflow.hyper import check_alpha, check_beta, check_eps, check_finite, lane_tensor
+from core.hyper import check_alpha, check_beta, check_eps, check_finite, lane_tensor
 from flows.kernels import FirstOrderKernel, Realization, SecondOrderKernel
 from flows.semilinear import SemilinearFlow
 from landscapes.base import Landscape

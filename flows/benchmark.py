@@ -35,6 +35,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchdiffeq import odeint
+
+import flows
+import landscapes
+from core.output import atomic_write_text, write_json
+from flows.simulate import simulate
+from flows.solvers import HochbruckOstermann4
 
 PROBLEM = {"landscape": "rosenbrock1d(c=1.5)", "c": 1.5, "theta0": -1.5, "beta1": 0.9,
            "beta2": 0.999, "eps": 1e-8, "u0": 0.0}
@@ -123,9 +130,6 @@ class CountingRHS(torch.nn.Module):
 
 
 def make_flow(model: str, alpha: float, problem: dict = PROBLEM):
-    import flows
-    import landscapes
-
     land = landscapes.parse(problem["landscape"])
     cls = flows.get(model)
     kw = dict(alpha=alpha, beta1=problem["beta1"], beta2=problem["beta2"], eps=problem["eps"],
@@ -136,9 +140,6 @@ def make_flow(model: str, alpha: float, problem: dict = PROBLEM):
 
 
 def _run_adamflow(model: str, alpha: float, T: float, problem: dict, doubling: bool) -> dict:
-    from flows.simulate import simulate
-    from flows.solvers import HochbruckOstermann4
-
     flow = make_flow(model, alpha, problem)
     theta0 = torch.tensor([[problem["theta0"]]], dtype=torch.float64)
     t_out = torch.tensor([[0.0, T]], dtype=torch.float64)
@@ -157,8 +158,6 @@ def _run_adamflow(model: str, alpha: float, T: float, problem: dict, doubling: b
 
 
 def _run_dopri5(model: str, alpha: float, T: float, problem: dict, abort_s: float) -> dict:
-    from torchdiffeq import odeint
-
     flow = make_flow(model, alpha, problem)
     theta0 = torch.tensor([[problem["theta0"]]], dtype=torch.float64)
     y0 = flow.initial_state(theta0)
@@ -371,10 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(md)
     sys.stdout.flush()
     if args.md:
-        from adamflow.output import atomic_write_text
         atomic_write_text(args.md, md)
     if args.json:
-        from adamflow.output import write_json
         write_json(result, args.json)
     return 0
 

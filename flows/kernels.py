@@ -47,8 +47,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from adamflow.errors import ConfigError
-from adamflow.hyper import check_alpha, check_beta, check_finite, lane_tensor
+from core.errors import ConfigError
+from core.hyper import check_alpha, check_beta, check_finite, lane_tensor
 
 Tensor = torch.Tensor
 LaneValue = Union[float, int, Sequence[float], Tensor]

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from adamflow.trajectory import Status, Trajectory, diverged_mask
+from core.trajectory import Status, Trajectory, diverged_mask
 from flows.adam import AdamFlow1, AdamFlow2, NonlocalAdamFlow, one_minus_pow
 from flows.kernels import phi_propagators
 from flows.simulate import trajectory_values

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from scipy.interpolate import CubicSpline
 
-from adamflow.trajectory import Status, Trajectory
+from core.trajectory import Status, Trajectory
 from flows.simulate import trajectory_values
 
 #: first grid time of the published solver

@@ -1,4 +1,4 @@
-"""Run a flow over lanes and return a :class:`adamflow.trajectory.Trajectory`.
+"""Run a flow over lanes and return a :class:`core.trajectory.Trajectory`.
 
 Output times are per lane (lanes may have different alpha): ``t_out`` (B, T) padded with NaN and
 ``n_out`` (B,) valid counts. :func:`output_grid` builds the standard grid t = k*alpha for
@@ -10,16 +10,10 @@ import math
 
 import torch
 
-from adamflow.trajectory import Trajectory
+from core.grid import output_indices
+from core.trajectory import Trajectory
 from flows.semilinear import SemilinearFlow
-
-
-def output_indices(K: int, every: int) -> list[int]:
-    """k = 0, every, 2 every, ..., and K itself."""
-    ks = list(range(0, K + 1, every))
-    if ks[-1] != K:
-        ks.append(K)
-    return ks
+from flows.solve import solve
 
 
 def output_grid(alpha: torch.Tensor, K: list[int] | torch.Tensor, every: int = 1
@@ -46,7 +40,6 @@ def simulate(flow: SemilinearFlow, theta0: torch.Tensor, t_out: torch.Tensor,
              n_out: torch.Tensor | None = None, *, rtol: float = 1e-10, atol: float = 1e-12,
              params: dict | None = None, meta: dict | None = None, **solve_kwargs) -> Trajectory:
     """Integrate ``flow`` from theta0 (B, n) with the exact-mode integrator and sample it at t_out."""
-    from flows.solve import solve
 
     B, n = theta0.shape
     if n_out is None:

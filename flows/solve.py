@@ -42,13 +42,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adamflow.threading_policy import small_batch_threads
-from adamflow.trajectory import Status, diverged_mask
+from core.threading_policy import small_batch_threads
+from core.trajectory import Status, diverged_mask
 from flows.controllers import PIController
 from flows.exprb import ExpRosenbrock43
 from flows.semilinear import SemilinearFlow, apply_linear
-from flows.solvers import (ExponentialRK, HochbruckOstermann4, StepDoubling, hermite5_defect,
-                           hermite5_weights)
+from flows.solvers import (
+    ExponentialRK,
+    HochbruckOstermann4,
+    StepDoubling,
+    hermite5_defect,
+    hermite5_weights,
+)
 
 #: largest flattened state (n d) for which the full-Jacobian exponential Rosenbrock method is default
 EXPRB_MAX_DIM = 64
@@ -62,7 +67,7 @@ class Solution:
     """Result of :func:`solve`.
 
     * ``ys``          (B, T, n, d) states at the output times (NaN past n_out and after divergence/failure)
-    * ``status``      (B,) long :class:`adamflow.trajectory.Status` codes
+    * ``status``      (B,) long :class:`core.trajectory.Status` codes
     * ``diverged_at`` (B,) time of divergence (NaN when the lane did not diverge)
     * ``t_final``     (B,) time each lane reached
     * ``stats``       dict of (B,) long tensors: ``nfev`` (evaluations of N), ``accepted``, ``rejected``
@@ -90,7 +95,7 @@ def solve(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | N
           ) -> Solution:
     """Integrate ``flow`` from ``y0`` and sample it at ``t_out``; see :func:`_solve` for the
     arguments. Small CPU batches run with one intra-op thread
-    (:func:`adamflow.threading_policy.small_batch_threads`)."""
+    (:func:`core.threading_policy.small_batch_threads`)."""
     with small_batch_threads(y0):
         return _solve(flow, y0, t_out, n_out, **kwargs)
 

@@ -23,7 +23,7 @@ import abc
 
 import torch
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 from landscapes.params import Param, format_spec
 
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 from landscapes import params as P
 from landscapes.base import Landscape
 

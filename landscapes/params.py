@@ -9,7 +9,7 @@ Landscape parameters come in four kinds:
 * **matrix** -- (n, n) or (B, n, n), stored as a float64 tensor.
 * **integer** -- a plain Python ``int`` (sizes, seeds).
 
-Every check raises :class:`adamflow.errors.ConfigError` with a one-line message naming the landscape
+Every check raises :class:`core.errors.ConfigError` with a one-line message naming the landscape
 and the parameter. Tensors keep the device they were given on; they are cast to theta's dtype/device
 at evaluation time (see :meth:`landscapes.base.Landscape._cast`).
 """
@@ -21,7 +21,7 @@ from typing import Union
 
 import torch
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 
 #: a stored parameter: a Python number or a float64 tensor
 Param = Union[float, torch.Tensor]

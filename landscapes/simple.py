@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 from landscapes import params as P
 from landscapes.base import Landscape, Separable, collapse
 from landscapes.rosenbrock import CriticalPoint

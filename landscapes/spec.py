@@ -5,13 +5,13 @@ rejected with a clear message) or (nested) lists of numbers in ``[...]``; whites
 Examples: ``rosenbrock1d(c=4)``, ``quadratic(diag=[1,100], center=[1,2])``, ``mlp(width=3)``.
 
 The text is parsed with :func:`ast.parse` and only the node types above are accepted; nothing is
-evaluated. Every problem raises :class:`adamflow.errors.ConfigError` with a one-line message.
+evaluated. Every problem raises :class:`core.errors.ConfigError` with a one-line message.
 """
 from __future__ import annotations
 
 import ast
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 from landscapes.base import Landscape
 from landscapes.registry import REGISTRY
 

@@ -1,17 +1,19 @@
 """Shared helpers of the figure modules: presets as study inputs, schemes, output files."""
 from __future__ import annotations
 
+import math
 import os
 
-from adamflow import presets
-from adamflow.errors import ConfigError
+from analysis.cli_options import Problem, check_scheme
+from core.errors import ConfigError
+from core.output import save_figure
+from runner import presets
 
 
 def schemes(scheme: str, *, supported: tuple[str, ...] = ("exact", "paper"), name: str = ""
             ) -> list[str]:
     """The flow schemes to draw for ``--scheme`` (exact, paper or both); ConfigError when one is
     unknown, not provided by the library yet, or not honoured by this figure's study."""
-    from analysis.cli_options import check_scheme
 
     if scheme not in ("exact", "paper", "both"):
         raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper, both)")
@@ -33,7 +35,6 @@ def path(out_dir: str, name: str, scheme: str, ext: str) -> str:
 
 def problem(preset: str, command: str, scheme: str = "exact", **override):
     """An :class:`analysis.cli_options.Problem` from preset defaults of ``command``."""
-    from analysis.cli_options import Problem
 
     d = presets.command_defaults(preset, command)
     d.update(override)
@@ -46,14 +47,12 @@ def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], t
                  logy: bool = True) -> None:
     """``results[scheme]["rows"][key]`` vs alpha (log x), one line per ``group`` value and scheme:
     exact solid, paper dashed, the same colour per group."""
-    import math
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adamflow.output import save_figure
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

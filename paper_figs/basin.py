@@ -8,9 +8,10 @@ Library: :func:`analysis.basin.basin_study`.
 """
 from __future__ import annotations
 
-from adamflow import presets
-from adamflow.output import write_json
+from analysis.basin import basin_study, plot_basin
+from core.output import write_json
 from paper_figs import _common
+from runner import presets
 
 NAME = "basin"
 SCHEMES = ("exact", "paper")
@@ -20,7 +21,6 @@ TITLE = "final state vs alpha, c = 4, theta0 = -1.5: discrete Adam vs second-ord
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
-    from analysis.basin import basin_study, plot_basin
 
     d = presets.command_defaults(PRESET, "basin")
     alpha, epochs = d["alpha"], d["epochs"]

@@ -16,7 +16,8 @@ import time
 
 from tqdm import tqdm
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
+from paper_figs import report
 
 #: figure modules, in build order
 MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_figs.basin",
@@ -81,7 +82,6 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
         written += files
         if not quiet:
             tqdm.write(f"{name}: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
-    from paper_figs import report
 
     written.append(report.write_report(out, written))
     if not quiet:

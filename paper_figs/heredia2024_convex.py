@@ -21,13 +21,15 @@ import os
 
 import matplotlib
 
+from core.published import load_heredia2411
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import experiment  # noqa: E402
-from adamflow.output import save_figure, write_json  # noqa: E402
-from adamflow.output import write_csv as write_rows  # noqa: E402
+from core.output import save_figure, write_json  # noqa: E402
+from core.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import experiment  # noqa: E402
 
 NAME = "heredia2024-convex"
 SCHEMES = ("exact", "paper")
@@ -59,7 +61,6 @@ QUICK_HORIZON_SCALE = 0.1
 
 def load_published() -> dict:
     """{figure: {trace name: {alpha: (k list, y list)}}} or {} when the trace file is absent."""
-    from adamflow.published import load_heredia2411
 
     return load_heredia2411()
 

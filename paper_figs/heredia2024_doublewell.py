@@ -19,10 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import experiment  # noqa: E402
-from adamflow.output import save_figure, write_json  # noqa: E402
-from adamflow.output import write_csv as write_rows  # noqa: E402
+from core.output import save_figure, write_json  # noqa: E402
+from core.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import experiment  # noqa: E402
 
 NAME = "heredia2024-doublewell"
 SCHEMES = ("exact", "paper")

@@ -22,14 +22,19 @@ import math
 import os
 
 import matplotlib
+import torch
+
+from core.published import load_heredia2411
+from flows.paper_scheme_2024 import run_paper2024
+from landscapes.mse2024 import MSE2024
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import experiment  # noqa: E402
-from adamflow.output import save_figure, write_json  # noqa: E402
-from adamflow.output import write_csv as write_rows  # noqa: E402
+from core.output import save_figure, write_json  # noqa: E402
+from core.output import write_csv as write_rows  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import experiment  # noqa: E402
 
 NAME = "heredia2024-mse"
 SCHEMES = ("exact", "paper")
@@ -61,7 +66,6 @@ QUICK_SCALE = 0.1
 
 def load_published() -> dict:
     """{figure: {trace name: {alpha: (k list, y list)}}} or {} when the trace file is absent."""
-    from adamflow.published import load_heredia2411
 
     return load_heredia2411({v[0] for v in FIGURES.values()})
 
@@ -104,10 +108,7 @@ class _AffineMSE:
 
 def _paper2024(model: str, alpha: float, hyper: dict, steps: int) -> dict:
     """One paper2024 lane via flows.paper_scheme_2024.run_paper2024 (fast affine gradient)."""
-    import torch
 
-    from flows.paper_scheme_2024 import run_paper2024
-    from landscapes.mse2024 import MSE2024
 
     land = _AffineMSE.make(MSE2024())
     hyper = dict(hyper)

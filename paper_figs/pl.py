@@ -18,12 +18,14 @@ import math
 
 import matplotlib
 
+from analysis.lyapunov import figure, json_lanes, study
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import presets  # noqa: E402
-from adamflow.output import save_figure, write_json  # noqa: E402
+from core.output import save_figure, write_json  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import presets  # noqa: E402
 
 NAME = "pl"
 PRESET = "heredia2026-pl"
@@ -53,7 +55,6 @@ def alpha_sweep(scheme: str, *, quick: bool = False, progress=lambda msg: None,
                 reuse: dict | None = None) -> dict:
     """PL numbers vs alpha for ``scheme``; ``reuse`` = {alpha: study results} already computed
     over the same horizon."""
-    from analysis.lyapunov import study
 
     rows, skipped = [], []
     for a in (QUICK_ALPHAS if quick else ALPHAS):
@@ -105,7 +106,6 @@ def plot_sweep(sweep: dict, png: str, title: str) -> None:
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
-    from analysis.lyapunov import figure, json_lanes, study
 
     d = presets.command_defaults(PRESET, "lyapunov")
     files = []

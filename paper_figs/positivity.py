@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import matplotlib
 
+from analysis.positivity import figure, json_lanes, study
+
 matplotlib.use("Agg")
 
-from adamflow import presets  # noqa: E402
-from adamflow.output import save_figure, write_json  # noqa: E402
+from core.output import save_figure, write_json  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import presets  # noqa: E402
 
 NAME = "positivity"
 PRESET = "heredia2026-positivity"
@@ -22,7 +24,6 @@ QUICK_STEPS = 60
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
-    from analysis.positivity import figure, json_lanes, study
 
     d = presets.command_defaults(PRESET, "positivity")
     files = []

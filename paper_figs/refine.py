@@ -9,9 +9,10 @@ Library: :func:`analysis.refine.refine`.
 """
 from __future__ import annotations
 
-from adamflow import presets
-from adamflow.output import write_json
+from analysis.refine import plot_refine, refine
+from core.output import write_json
 from paper_figs import _common
+from runner import presets
 
 NAME = "refine"
 SCHEMES = ("exact", "paper")
@@ -22,7 +23,6 @@ PROTOCOL = "paper"
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
-    from analysis.refine import plot_refine, refine
 
     d = presets.command_defaults(PRESET, "refine")
     alpha, epochs = d["alpha"], d["epochs"]

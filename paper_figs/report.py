@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any
 
-from adamflow.output import atomic_write_text
+from core.output import atomic_write_text
 
 STUDIES = ("refine", "basin", "velocity", "pl", "positivity")
 SCHEMES = ("paper", "exact")

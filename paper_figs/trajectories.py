@@ -13,11 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import experiment  # noqa: E402
-from adamflow.output import save_figure  # noqa: E402
+from core.output import save_figure  # noqa: E402
 from paper_figs import _common  # noqa: E402
 from paper_figs.trajectories_global import _label as label  # noqa: E402,F401
 from paper_figs.trajectories_global import _y, plot, write_data  # noqa: E402
+from runner import experiment  # noqa: E402
 
 NAME = "trajectories"
 SCHEMES = ("exact", "paper")

@@ -11,9 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamflow import experiment, presets  # noqa: E402
-from adamflow.output import save_figure, write_csv  # noqa: E402
+from core.output import save_figure, write_csv  # noqa: E402
 from paper_figs import _common  # noqa: E402
+from runner import experiment, presets  # noqa: E402
 
 NAME = "trajectories-global"
 PRESET = "heredia2026-trajectories-global"

@@ -8,9 +8,10 @@ Library: :func:`analysis.velocity.velocity`.
 """
 from __future__ import annotations
 
-from adamflow import presets
-from adamflow.output import write_json
+from analysis.velocity import plot_velocity, velocity
+from core.output import write_json
 from paper_figs import _common
+from runner import presets
 
 NAME = "velocity"
 SCHEMES = ("exact", "paper")
@@ -20,7 +21,6 @@ TITLE = "velocity independence of the second-order model, c = 1.5, delta = 1, T 
 
 def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
          scheme: str = "exact") -> list[str]:
-    from analysis.velocity import plot_velocity, velocity
 
     d = presets.command_defaults(PRESET, "velocity")
     alpha, epochs = d["alpha"], d["epochs"]

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 
-
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

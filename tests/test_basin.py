@@ -6,11 +6,17 @@ import math
 import pytest
 import torch
 
-from adamflow import experiment
 from adamflow.cli import main
-from adamflow.errors import ConfigError
-from analysis.basin import (StepRule, basin_study, bisect_threshold, classify, final_states,
-                            minimizers)
+from analysis.basin import (
+    StepRule,
+    basin_study,
+    bisect_threshold,
+    classify,
+    final_states,
+    minimizers,
+)
+from core.errors import ConfigError
+from runner import experiment
 
 C4 = "rosenbrock1d(c=4)"
 X_LOC = -(2 + math.sqrt(2)) / 4

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import discrete
-from adamflow.errors import ConfigError
-from adamflow.trajectory import DIVERGENCE_BOUND, Status, Trajectory
+from core.errors import ConfigError
+from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
 from landscapes.base import Landscape
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 from paper_figs import build
 
 MODS = build.figure_modules()

@@ -11,8 +11,8 @@ from scipy.integrate import solve_ivp
 
 import landscapes
 from adamflow.cli import main
-from adamflow.errors import ConfigError
-from adamflow.trajectory import Status
+from core.errors import ConfigError
+from core.trajectory import Status
 from flows import get as get_flow
 from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
 from flows.kernels import FirstOrderKernel, SecondOrderKernel, history_convolution

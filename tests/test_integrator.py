@@ -12,13 +12,18 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from adamflow.trajectory import Status
+from core.trajectory import Status
 from flows.controllers import ConstantStep, IController, PIController
 from flows.exprb import ExpRosenbrock43
 from flows.phi import phi_functions
 from flows.semilinear import SemilinearFlow
 from flows.solve import solve
-from flows.solvers import CoxMatthews4, ExponentialRK, HochbruckOstermann4, hermite5_weights
+from flows.solvers import (
+    CoxMatthews4,
+    ExponentialRK,
+    HochbruckOstermann4,
+    hermite5_weights,
+)
 
 F64 = torch.float64
 

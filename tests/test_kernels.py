@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from adamflow.errors import ConfigError
-from flows.kernels import (ExponentialSumKernel, FirstOrderKernel, PowerLawKernel,
-                           SecondOrderKernel, convolve_realization, fit_exponential_sum,
-                           history_convolution, k2)
+from core.errors import ConfigError
+from flows.kernels import (
+    ExponentialSumKernel,
+    FirstOrderKernel,
+    PowerLawKernel,
+    SecondOrderKernel,
+    convolve_realization,
+    fit_exponential_sum,
+    history_convolution,
+    k2,
+)
 
 F64 = torch.float64
 BETAS2 = [0.99, 0.9, 0.5, 0.2]

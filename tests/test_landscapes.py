@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import landscapes as L
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 
 F64 = torch.float64
 

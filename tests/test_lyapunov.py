@@ -10,11 +10,10 @@ import torch
 
 import discrete
 import landscapes
-from adamflow import experiment
 from adamflow.cli import main as cli_main
 from analysis import lyapunov
 from analysis.pl_bound import pl_bound, sliding_max, violation_indices
-
+from runner import experiment
 
 # -- PL bound -----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import discrete
-from adamflow.published import heredia2411_traces_path
+from core.published import heredia2411_traces_path
 from landscapes.mse2024 import MSE2024, notebook_data
 
 F64 = torch.float64

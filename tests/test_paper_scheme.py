@@ -11,11 +11,11 @@ import torch
 
 import discrete
 import landscapes
-from adamflow import experiment
-from adamflow.published import heredia2411_traces_path
+from core.published import heredia2411_traces_path
 from flows.adam import AdamFlow1, AdamFlow2, RMSPropFlow
 from flows.paper_scheme import ScanPlan, run_paper_scheme
 from flows.simulate import output_grid, simulate
+from runner import experiment
 
 TRACES = heredia2411_traces_path() or Path("missing")
 needs_traces = pytest.mark.skipif(not TRACES.exists(), reason="published traces not available")

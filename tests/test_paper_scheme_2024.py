@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import landscapes
-from adamflow import experiment
-from adamflow.published import heredia2411_traces_path
+from core.published import heredia2411_traces_path
 from flows.adam import AdamFlow1, RMSPropFlow
 from flows.paper_scheme_2024 import T0, TOL, paper2024_solve, run_paper2024
 from flows.simulate import output_grid, simulate
+from runner import experiment
 
 TRACES = heredia2411_traces_path() or Path("missing")
 needs_traces = pytest.mark.skipif(not TRACES.exists(), reason="published traces not available")

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from adamflow import presets
 from adamflow.cli import main
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
+from runner import presets
 
 
 def run_cli(argv, capsys):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from adamflow.cli import main
-from adamflow.errors import ConfigError
 from analysis.cli_options import Problem
 from analysis.refine import _lane_grid, protocol_times, refine
 from analysis.slopes import fit_loglog
+from core.errors import ConfigError
 
 LAND = "rosenbrock1d(c=1.5)"
 SMALL = dict(alpha=[0.05, 0.02, 0.01], epochs=[100, 250, 500])
@@ -106,8 +106,8 @@ def test_lane_grid_inserts_T_used():
 # -- refine against an independent path (experiment.run) ----------------------------------------------
 
 def _direct_errors(alpha, K, T_used, model, u0):
-    """E_T, E_f, E_sup from adamflow.experiment.run (its own grids, no refine code)."""
-    from adamflow import experiment
+    """E_T, E_f, E_sup from runner.experiment.run (its own grids, no refine code)."""
+    from runner import experiment
 
     spec = experiment.RunSpec(landscape=LAND, models=["adam", model], theta0=[[-1.5]],
                               alpha=[alpha], beta1=[0.99], beta2=[0.999], u0=[u0], steps=K)
@@ -118,9 +118,9 @@ def _direct_errors(alpha, K, T_used, model, u0):
     if abs(T_used - K * alpha) < 1e-12:
         return float(abs(th_d[K] - th_c[K])), float(abs(f_d[K] - f_c[K])), e_sup
     # flow at T_used: a separate run stopping exactly there (its last output time)
+    import landscapes
     from flows.adam import AdamFlow1, AdamFlow2
     from flows.simulate import simulate
-    import landscapes
 
     land = landscapes.parse(LAND)
     cls = AdamFlow1 if model == "adam-flow1" else AdamFlow2

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 
 _ROS = dict(eps=1e-8, beta1=[0.99], beta2=[0.999])
 _REFINE_ALPHAS = [5e-4, 1e-3, 5e-3, 1e-2, 5e-2]

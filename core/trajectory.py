@@ -20,7 +20,6 @@ Contract (what producers fill, what analysis reads):
 """
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +30,56 @@ import torch
 DIVERGENCE_BOUND = 1e12
 
 
-class Status(enum.IntEnum):
+class Status:
+    """Per-lane status codes, open to new ones.
+
+    The built-in codes are plain ints (``Status.OK == 0``, ``Status.DIVERGED``, ...), usable in
+    ``torch.where``/``torch.full``. A model or integrator that needs another outcome registers it
+    once with :meth:`register` (for example ``EVENT = Status.register("event", "a terminal event
+    stopped the lane")``); :meth:`label` turns any code into its name for JSON and tables.
+    """
+
     OK = 0
     DIVERGED = 1          # NaN, inf or |theta| > DIVERGENCE_BOUND
     STEP_UNDERFLOW = 2    # adaptive step size fell below its floor
     MAX_STEPS = 3         # step budget exhausted before the horizon
+    EVENT = 4             # a terminal event stopped the lane before the horizon
 
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+    _labels: dict[int, str] = {0: "ok", 1: "diverged", 2: "step_underflow", 3: "max_steps",
+                               4: "event"}
+    _help: dict[int, str] = {
+        0: "reached the horizon", 1: "NaN, inf or |theta| > DIVERGENCE_BOUND",
+        2: "adaptive step size fell below its floor", 3: "step budget exhausted",
+        4: "a terminal event stopped the lane"}
+
+    @classmethod
+    def register(cls, label: str, help: str = "") -> int:
+        """The code of ``label``, registering it (next free code) when new; idempotent."""
+        if not label or not label.replace("_", "").isalnum() or label != label.lower():
+            raise ValueError(f"status label must be lower_snake_case, got {label!r}")
+        for code, name in cls._labels.items():
+            if name == label:
+                return code
+        code = max(cls._labels) + 1
+        cls._labels[code] = label
+        cls._help[code] = help
+        return code
+
+    @classmethod
+    def label(cls, code: int) -> str:
+        """The name of ``code`` (``"ok"``, ``"diverged"``, ...); ``"status_<code>"`` if unknown."""
+        return cls._labels.get(int(code), f"status_{int(code)}")
+
+    @classmethod
+    def code(cls, label: str) -> int:
+        for code, name in cls._labels.items():
+            if name == label:
+                return code
+        raise KeyError(f"unknown status {label!r}")
+
+    @classmethod
+    def labels(cls) -> dict[int, str]:
+        return dict(cls._labels)
 
 
 def diverged_mask(theta: torch.Tensor) -> torch.Tensor:
@@ -91,7 +131,7 @@ class Trajectory:
         return out
 
     def status_label(self, b: int) -> str:
-        return Status(int(self.status[b])).label
+        return Status.label(int(self.status[b]))
 
     def diverged_time(self, b: int) -> float | None:
         x = float(self.diverged_at[b])

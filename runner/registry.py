@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from adamflow.errors import ConfigError
+import discrete
+import flows
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -17,9 +19,6 @@ class ModelInfo:
 
 
 def registry() -> dict[str, ModelInfo]:
-    import discrete
-    import flows
-
     out: dict[str, ModelInfo] = {}
     for name, cls in discrete.MODELS.items():
         out[name] = ModelInfo(name, "discrete", cls, cls.description, dict(cls.hyperparameters))

@@ -8,6 +8,7 @@ the comparison tests are skipped).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,7 +29,6 @@ def load_heredia2411(figures: set[str] | None = None) -> dict:
     """The published traces as ``{figure: {trace name: {alpha: (x list, y list)}}}`` plus
     ``"_source"`` (the file), restricted to ``figures`` when given; ``{}`` when the file is absent.
     Subplot axis ``x`` holds the alpha = 0.1 runs, ``x2`` the alpha = 0.01 runs (SPEC §8.2)."""
-    import json
 
     path = heredia2411_traces_path()
     if path is None:

@@ -17,10 +17,14 @@ from typing import Any
 import torch
 
 import landscapes
-from adamflow.errors import ConfigError
-from adamflow.hyper import check_alpha, resolve_device, resolve_dtype
-from adamflow.models import ModelInfo, get_model
-from adamflow.trajectory import Trajectory
+from core.errors import ConfigError
+from core.hyper import check_alpha, resolve_device, resolve_dtype
+from core.trajectory import Trajectory
+from flows.paper_scheme import run_paper_scheme
+from flows.paper_scheme_2024 import run_paper2024
+from flows.simulate import output_grid, simulate
+from flows.solvers import HochbruckOstermann4
+from runner.registry import ModelInfo, get_model
 
 
 @dataclass
@@ -109,8 +113,6 @@ INTEGRATORS = ("exprb43", "etd4")
 def integrator_kwargs(name: str) -> dict:
     """Keyword arguments of :func:`flows.solve.solve` selecting the stepper ``name``."""
     if name == "etd4":
-        from flows.solvers import HochbruckOstermann4
-
         return {"solver": HochbruckOstermann4()}
     return {}
 
@@ -220,8 +222,6 @@ def _select(traj: Trajectory, idx: torch.Tensor) -> Trajectory:
 
 
 def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
-    from flows.simulate import output_grid, simulate
-
     hp = _hp_tensors(info, lanes, dtype, device)
     B = len(lanes)
     flow = info.cls(land, n_lanes=B, dtype=dtype, device=device, **hp)
@@ -247,7 +247,6 @@ def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
 
 def _run_paper(flow, theta0, Ks, info, lanes, spec) -> Trajectory:
     """Paper scheme (one fixed-point solve per distinct step count K; grid N = substeps*K + 1)."""
-    from flows.paper_scheme import run_paper_scheme
 
     substeps = int(spec.extra.get("substeps", 5))
     groups: dict[int, list[int]] = {}
@@ -273,7 +272,6 @@ def _run_paper(flow, theta0, Ks, info, lanes, spec) -> Trajectory:
 
 def _run_paper2024(info, land, lanes, Ks, spec, dtype) -> Trajectory:
     """Published IDE solver of arXiv 2411.09734, one lane at a time (t_i = 1e-12 + i alpha)."""
-    from flows.paper_scheme_2024 import run_paper2024
 
     parts = []
     for b, (ln, K) in enumerate(zip(lanes, Ks)):

@@ -2,7 +2,7 @@
 
 Every optimizer and flow takes per-lane hyper-parameters as a Python scalar, a sequence of length B
 or a (B,) tensor. :func:`lane_tensor` turns any of those into a (B,) tensor on the right dtype and
-device; the ``check_*`` functions raise :class:`adamflow.errors.ConfigError` with a one-line message
+device; the ``check_*`` functions raise :class:`core.errors.ConfigError` with a one-line message
 for invalid values (the CLI turns it into exit code 2).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Union
 
 import torch
 
-from adamflow.errors import ConfigError
+from core.errors import ConfigError
 
 LaneValue = Union[float, int, Sequence[float], torch.Tensor]
 
