@@ -13,18 +13,41 @@ autograd through ``grad`` (and through analytic ``hvp`` overrides) works.
 
 Beyond evaluation a landscape knows its canonical spec string (``spec()``, parsed back by
 :func:`landscapes.parse`), its dimension (``dim``, ``check_dim``) and, where known in closed form,
-its minimum value (``minimum_value``).
+its minimum value (``minimum_value``) and its critical points (``critical_points``; None when not
+known). ``subset(idx)`` restricts a landscape with per-lane parameters to some of its lanes and
+``n_lanes()`` says how many lanes its parameters hold (None when all are shared).
+
+Per-lane parameters are recognised from the class attribute ``LANE_DIMS`` (parameter attribute ->
+number of NON-lane dimensions of its stored value: 0 for a lane scalar, 1 for a vector, 2 for a
+matrix; the same number ``_lanes(..., lead=...)`` uses). A stored tensor with more dimensions
+than that carries a leading lane dimension; a lane dimension of size 1 broadcasts over any number
+of lanes and counts as shared. Parameters not in ``LANE_DIMS`` (Python numbers, integers, data
+tensors) are shared by all lanes.
 
 :class:`Separable` is the base of the coordinate-wise landscapes f(theta) = sum_i phi(theta_i).
 """
 from __future__ import annotations
 
 import abc
+import copy
+from typing import NamedTuple
 
 import torch
 
 from core.errors import ConfigError
 from landscapes.params import Param, format_spec
+
+
+class CriticalPoint(NamedTuple):
+    """A real root of f': position, kind ('min', 'max' or 'inflection') and f there.
+
+    For a 1-D landscape x is the critical point of f; for a separable landscape
+    f = sum_i phi(theta_i) of any dimension it is a critical point of phi (one coordinate) and f is
+    phi(x): the critical points of f are the points whose every coordinate is one of them.
+    """
+    x: float
+    kind: str
+    f: float
 
 
 class Landscape(abc.ABC):
@@ -36,6 +59,9 @@ class Landscape(abc.ABC):
     description: str = ""
     #: parameter names accepted by the constructor (and by the spec language), in canonical order
     PARAMS: tuple[str, ...] = ()
+    #: parameters that may be per lane: attribute -> number of non-lane dims of its stored value
+    #: (0 lane scalar (B,), 1 vector (B, n), 2 matrix (B, n, n)); see the module doc
+    LANE_DIMS: dict[str, int] = {}
 
     @abc.abstractmethod
     def value(self, theta: torch.Tensor) -> torch.Tensor:
@@ -105,6 +131,81 @@ class Landscape(abc.ABC):
         """
         return None
 
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint] | None:
+        """The critical points (roots of f'), sorted by x, where known in closed form.
+
+        Returns None when they are not known (the default; e.g. n-D Rosenbrock, the learning
+        problems) or not isolated (e.g. a flat quadratic). ``lane`` selects the lane of per-lane
+        parameters (ignored when they are shared). See :class:`CriticalPoint` for what x means on
+        a separable landscape of any dimension. Callers must test for None, not for the method.
+        """
+        return None
+
+    # -- lanes -------------------------------------------------------------------------------
+
+    def _lane_params(self) -> dict[str, torch.Tensor]:
+        """The parameters stored with a lane dimension of size > 1: attribute -> tensor."""
+        for pname in self.PARAMS:
+            if pname not in self.LANE_DIMS and isinstance(getattr(self, pname, None), torch.Tensor):
+                raise TypeError(f"{type(self).__name__}: tensor parameter '{pname}' has no entry "
+                                f"in LANE_DIMS (declare its number of non-lane dimensions)")
+        out = {}
+        for pname, lead in self.LANE_DIMS.items():
+            p = getattr(self, pname, None)
+            if isinstance(p, torch.Tensor) and p.dim() > lead and p.shape[0] != 1:
+                out[pname] = p
+        return out
+
+    def n_lanes(self) -> int | None:
+        """Number of lanes the per-lane parameters hold; None when every parameter is shared
+        (numbers, per-coordinate (n,) vectors, (n, n) matrices or a lane dimension of size 1):
+        such a landscape works with any number of lanes. ConfigError if the counts disagree."""
+        counts = {k: int(p.shape[0]) for k, p in self._lane_params().items()}
+        if not counts:
+            return None
+        if len(set(counts.values())) > 1:
+            detail = ", ".join(f"{k} has {b}" for k, b in counts.items())
+            raise ConfigError(f"parameters of {self.name} have inconsistent lane counts: {detail}")
+        return next(iter(counts.values()))
+
+    def subset(self, idx: torch.Tensor) -> "Landscape":
+        """The same landscape restricted to lanes ``idx`` (1-D long tensor of lane indices, or a
+        boolean mask over the lanes; repeats allowed): per-lane parameters are indexed along
+        their lane dimension, shared ones are kept. A landscape whose parameters are all shared
+        (``n_lanes() is None``) returns itself. The result is a shallow copy: data and shared
+        parameters are not copied."""
+        lanes = self._lane_params()
+        if not lanes:
+            return self
+        B = self.n_lanes()
+        idx = torch.as_tensor(idx)
+        if idx.dtype == torch.bool:
+            if idx.shape != (B,):
+                raise IndexError(f"boolean lane mask of shape {tuple(idx.shape)} for {B} lanes")
+            idx = idx.nonzero().reshape(-1)
+        if idx.dim() != 1 or idx.is_floating_point() or idx.is_complex():
+            raise IndexError(f"lane indices must be a 1-D integer tensor, got dtype {idx.dtype} "
+                             f"and shape {tuple(idx.shape)}")
+        idx = idx.to(torch.long)
+        if idx.numel() and (int(idx.max()) >= B or int(idx.min()) < -B):
+            raise IndexError(f"lane index out of range for {self.spec()} with {B} lanes: "
+                             f"{idx.tolist()}")
+        idx = torch.where(idx < 0, idx + B, idx)
+        new = copy.copy(self)
+        new.__dict__.pop("_cast_cache", None)
+        for pname, p in lanes.items():
+            setattr(new, pname, p.index_select(0, idx.to(p.device)))
+        return new
+
+    def _lane_value(self, pname: str, lane: int) -> Param:
+        """Parameter ``pname`` of lane ``lane`` (a shared parameter, or a size-1 lane dimension,
+        is the same for every lane)."""
+        p = getattr(self, pname)
+        lead = self.LANE_DIMS.get(pname, 0)
+        if isinstance(p, torch.Tensor) and p.dim() > lead:
+            return p[lane] if p.shape[0] != 1 else p[0]
+        return p
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.spec() == other.spec()  # type: ignore[union-attr]
 
@@ -130,13 +231,16 @@ class Landscape(abc.ABC):
             cache[key] = t
         return t
 
-    def _lanes(self, p: Param, theta: torch.Tensor, pname: str, lead: int = 1) -> Param:
+    def _lanes(self, p: Param, theta: torch.Tensor, pname: str, lead: int | None = None) -> Param:
         """Cast p and check that its leading lane dimension (when it has ``lead`` extra dims) is 1 or B.
 
         ``lead`` is the number of dimensions of a parameter that is NOT per lane (0 for a lane
-        scalar, 1 for a vector, 2 for a matrix). A lane scalar (B,) is returned as (B, 1) so that it
+        scalar, 1 for a vector, 2 for a matrix); by default ``LANE_DIMS[pname]`` (1 when the
+        class does not declare it). A lane scalar (B,) is returned as (B, 1) so that it
         broadcasts against (B, n).
         """
+        if lead is None:
+            lead = self.LANE_DIMS.get(pname, 1)
         t = self._cast(p, theta)
         if not isinstance(t, torch.Tensor) or t.dim() <= lead:
             return t

@@ -21,7 +21,7 @@ import torch
 
 from core.errors import ConfigError
 from landscapes import params as P
-from landscapes.base import Landscape
+from landscapes.base import CriticalPoint, Landscape
 
 
 def notebook_data(n_points: int = 1000, seed: int = 42, slope: float = 2.0,
@@ -87,3 +87,9 @@ class MSE2024(Landscape):
     def minimum_value(self, n: int | None = None) -> float:
         th = torch.tensor([[self.minimizer()]], dtype=torch.float64)
         return float(self.value(th)[0])
+
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint] | None:
+        """[theta*] (the minimum; f'' = 2 mean x^2 > 0); None if every x_k is 0 (f constant)."""
+        if not bool((self.x != 0).any()):
+            return None
+        return [CriticalPoint(self.minimizer(), "min", self.minimum_value())]

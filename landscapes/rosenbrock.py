@@ -7,19 +7,11 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 
 from landscapes import params as P
-from landscapes.base import Landscape, Separable, collapse
-
-
-class CriticalPoint(NamedTuple):
-    """A real root of f': position, kind ('min', 'max' or 'inflection') and f there."""
-    x: float
-    kind: str
-    f: float
+from landscapes.base import CriticalPoint, Landscape, Separable, collapse
 
 
 def rosenbrock1d_f(x: float, c: float) -> float:
@@ -73,6 +65,7 @@ class Rosenbrock1D(Separable):
     dim = 1
     description = "(1-x)^2 + c (x^2-1)^2, the paper's 1-D Rosenbrock-type family (c=4 bistable)"
     PARAMS = ("c",)
+    LANE_DIMS = {"c": 0}
 
     def __init__(self, *, c: P.Param | list[float] = 1.5):
         self.c = P.lane_scalar(c, self.name, "c")
@@ -97,7 +90,7 @@ class Rosenbrock1D(Separable):
 
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Closed-form critical points for ``c`` (of lane ``lane`` when c is per lane)."""
-        return rosenbrock1d_critical_points(self._c_list()[lane if isinstance(self.c, torch.Tensor) else 0])
+        return rosenbrock1d_critical_points(float(self._lane_value("c", lane)))
 
     def minimum_value(self, n: int | None = None) -> float | torch.Tensor | None:
         """min over the local minima (0 at x = 1 for c >= 0); -inf for c < 0 (unbounded below)."""
@@ -121,6 +114,7 @@ class Rosenbrock(Landscape):
     name = "rosenbrock"
     description = "classic n-D Rosenbrock valley sum b (x_{i+1}-x_i^2)^2 + (a-x_i)^2"
     PARAMS = ("a", "b", "n")
+    LANE_DIMS = {"a": 0, "b": 0}
 
     def __init__(self, *, a: P.Param | list[float] = 1.0, b: P.Param | list[float] = 100.0, n: int = 2):
         self.a = P.lane_scalar(a, self.name, "a")

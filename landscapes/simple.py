@@ -14,8 +14,7 @@ import torch
 
 from core.errors import ConfigError
 from landscapes import params as P
-from landscapes.base import Landscape, Separable, collapse
-from landscapes.rosenbrock import CriticalPoint
+from landscapes.base import CriticalPoint, Landscape, Separable, collapse
 
 
 class Quadratic(Landscape):
@@ -30,6 +29,7 @@ class Quadratic(Landscape):
     name = "quadratic"
     description = "(x-x*)^T A (x-x*) with A = diag(diag) or a symmetric matrix A"
     PARAMS = ("diag", "center", "A")
+    LANE_DIMS = {"diag": 1, "center": 1, "A": 2}
 
     def __init__(self, *, diag: object = None, center: object = 0.0, A: object = None):
         if diag is not None and A is not None:
@@ -96,12 +96,25 @@ class Quadratic(Landscape):
             low = torch.linalg.eigvalsh(self.A).min(dim=-1).values.reshape(-1)
         return collapse([0.0 if v >= 0 else -math.inf for v in low.tolist()])
 
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint] | None:
+        """[x*] for a 1-D quadratic a (x - x*)^2 (also per coordinate when diag and center are
+        numbers, any dimension): a minimum for a > 0, a maximum for a < 0, f = 0 there; None in
+        more than one dimension and where a = 0 (every point is critical)."""
+        if self.dim not in (None, 1):
+            return None
+        a, c = (float(torch.as_tensor(self._lane_value(k, lane)).reshape(-1)[0])
+                for k in ("A" if self.A is not None else "diag", "center"))
+        if a == 0.0:
+            return None
+        return [CriticalPoint(c, "min" if a > 0 else "max", 0.0)]
+
 
 class Shifted(Separable):
     """f(x) = sum_i (x_i - center)^2 (any dimension; center a number or one per lane, default 4)."""
     name = "shifted"
     description = "(x - center)^2 summed over coordinates, the convex test of arXiv 2411.09734"
     PARAMS = ("center",)
+    LANE_DIMS = {"center": 0}
 
     def __init__(self, *, center: object = 4.0):
         self.center = P.lane_scalar(center, self.name, "center")
@@ -117,6 +130,10 @@ class Shifted(Separable):
 
     def d2phi(self, x):
         return torch.full_like(x, 2.0)
+
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
+        """Per coordinate: the minimum x = center (of lane ``lane``), f = 0."""
+        return [CriticalPoint(float(self._lane_value("center", lane)), "min", 0.0)]
 
     def minimum_value(self, n: int | None = None) -> float:
         return 0.0
@@ -135,6 +152,11 @@ class DoubleWell(Separable):
 
     def d2phi(self, x):
         return 3 * x * x - 1
+
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
+        """Per coordinate: minima x = -1, 1 (f = 0) and the maximum x = 0 (f = 1/4)."""
+        return [CriticalPoint(-1.0, "min", 0.0), CriticalPoint(0.0, "max", 0.25),
+                CriticalPoint(1.0, "min", 0.0)]
 
     def minimum_value(self, n: int | None = None) -> float:
         return 0.0
@@ -202,7 +224,8 @@ class Sextic(Separable):
         x2 = x * x
         return 30 * x2 * x2 + 20 * x2 * x + 18 * x + 8
 
-    def critical_points(self) -> list[CriticalPoint]:
+    def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
+        """Per coordinate (no parameters: the same for every lane)."""
         return list(sextic_critical_points())
 
     def minimum_value(self, n: int | None = None) -> float:

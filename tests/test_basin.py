@@ -17,6 +17,7 @@ from analysis.basin import (
 )
 from core.errors import ConfigError
 from runner import experiment
+from tests.figure_checks import check_png
 
 C4 = "rosenbrock1d(c=4)"
 X_LOC = -(2 + math.sqrt(2)) / 4
@@ -29,8 +30,9 @@ def test_minimizers_closed_form():
     assert mins[0]["f"] == pytest.approx(3.7303932, abs=1e-7)
     assert mins[1]["x"] == [1.0] and mins[1]["f"] == 0.0
     with pytest.raises(ConfigError):
-        minimizers("shifted", None)     # no closed-form critical points: --minima needed
+        minimizers("rosenbrock", None)  # no closed-form critical points: --minima needed
     assert minimizers("shifted", [[4.0]])[0]["kind"] == "global"
+    assert minimizers("shifted")[0]["x"] == [4.0]     # closed form (Landscape.critical_points)
 
 
 def test_classify_nearest_minimizer():
@@ -127,13 +129,14 @@ def test_cli_json_bisect_plot(tmp_path, capsys):
     for r in data["rows"]:
         assert {"alpha", "model", "u0", "final_theta"} <= set(r)
     assert {(r["model"], r["u0"]) for r in data["rows"]} == {("adam", None), ("adam-flow2", 1.0)}
+    assert len(data["threshold"]) == 2           # one per (model, u0); the loop must not be empty
     for t in data["threshold"]:
         assert {"model", "u0", "alpha_star", "bracket"} <= set(t)
         lo, hi = t["bracket"]
         assert t["alpha_star"] is not None and lo < t["alpha_star"] < hi
         assert hi - lo <= 0.1 * hi
     assert len(data["map"]["maps"]) == 2
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
 
 
 @pytest.mark.parametrize("args", [

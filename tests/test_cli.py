@@ -99,10 +99,17 @@ def test_random_settings_match_reference(capsys, seed):
                       "--beta1", repr(b1), "--beta2", repr(b2), "--beta", repr(b2),
                       "--momentum", repr(b1), "--steps", str(K)], capsys)
     assert len(lanes) == 5 * 2
+    assert {(ln["model"], ln["alpha"]) for ln in lanes} == {
+        (m, a) for m in ("adam", "rmsprop", "adagrad", "heavyball", "gd") for a in alphas}
     for lane in lanes:
         a = lane["alpha"]
-        theta = np.array(lane["theta"])[:, 0]
+        # every lane ran to the end: no divergence, K + 1 finite samples (the settings are stable)
+        assert lane["status"] == "ok" and lane["diverged_at"] is None, lane["model"]
+        assert len(lane["t"]) == K + 1 and len(lane["theta"]) == K + 1 and len(lane["f"]) == K + 1
+        theta = np.array(lane["theta"], dtype=float)[:, 0]
+        assert np.all(np.isfinite(theta)) and np.all(np.isfinite(np.array(lane["f"], dtype=float)))
         assert lane["t"][-1] == pytest.approx(K * a)
+        assert lane["t"] == pytest.approx([k * a for k in range(K + 1)], rel=1e-12, abs=1e-15)
         if lane["model"] == "adam":
             ref = ref_adam(x0, c, a, b1, b2, 1e-8, K)
         elif lane["model"] == "rmsprop":
@@ -113,9 +120,11 @@ def test_random_settings_match_reference(capsys, seed):
             ref = ref_heavyball(x0, c, a, b1, K)
         else:
             ref = ref_heavyball(x0, c, a, 0.0, K)
-        if lane["status"] == "ok":
-            assert rel(theta, ref) <= 1e-12, lane["model"]
-            assert lane["final_f"] == pytest.approx(f_rb1d(ref[-1], c), rel=1e-12, abs=1e-300)
+        assert ref.shape == theta.shape and np.all(np.isfinite(ref))
+        assert theta[0] == x0 and theta[-1] != x0              # the lane moved
+        assert rel(theta, ref) <= 1e-12, lane["model"]
+        assert lane["final_theta"] == [theta[-1]]
+        assert lane["final_f"] == pytest.approx(f_rb1d(ref[-1], c), rel=1e-12, abs=1e-300)
 
 
 def test_json_schema_and_cartesian_product(capsys):
@@ -148,7 +157,9 @@ def test_horizon_and_every(capsys):
     lanes = run_json(["run", "--landscape", "quadratic(diag=[1,100],center=[1,2])", "--model", "adam",
                       "--theta0", "-1.2,1", "--alpha", "0.01", "0.03", "--horizon", "1", "--every", "7"],
                      capsys)
+    assert sorted(ln["alpha"] for ln in lanes) == [0.01, 0.03]
     for lane in lanes:
+        assert lane["status"] == "ok" and all(math.isfinite(x) for row in lane["theta"] for x in row)
         K = round(1 / lane["alpha"])
         ks = [round(t / lane["alpha"]) for t in lane["t"]]
         assert ks[0] == 0 and ks[-1] == K and all(k % 7 == 0 for k in ks[:-1])

@@ -1,12 +1,333 @@
-"""Every figure module runs at reduced size and writes a PNG and its data file."""
+"""Every figure module runs at reduced size and writes a PNG and its data file.
+
+The PNGs are checked to be real images (PNG signature, plausible size, not blank: several colours,
+ink on the canvas, coloured curves drawn) and the data beside them (CSV/JSON) to hold the numbers
+the figure shows: finite, the right number of lanes/rows/alphas, and consistent with the problem
+(initial values, f(theta) on the landscape, distances and slopes recomputed from the rows).
+"""
+import csv
+import json
+import math
 import os
+from collections import defaultdict
 
 import pytest
 
 from core.errors import ConfigError
 from paper_figs import build
+from runner import presets
+from tests.figure_checks import check_png
 
 MODS = build.figure_modules()
+
+
+# -- checks of the written files -------------------------------------------------------------------
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows, f"{path}: no data rows"
+    return rows
+
+
+def num(x):
+    """A CSV/JSON value that must be a finite number (non-finite values are written empty)."""
+    v = float(x)
+    assert math.isfinite(v), x
+    return v
+
+
+def load_json(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def rb1d(x, c):
+    return (1 - x) ** 2 + c * (x * x - 1) ** 2
+
+
+def slope(rows, key):
+    (a1, e1), (a2, e2) = sorted((r["alpha"], r[key]) for r in rows)
+    return math.log(e2 / e1) / math.log(a2 / a1)
+
+
+def check_trajectory_csv(path, *, theta0, c, alpha, steps, u0s=(-1.0, 0.0, 1.0), tol=0.02):
+    """Long CSV of trajectories.py / trajectories_global.py: one lane of discrete Adam, the
+    first-order flow and the second-order model per u0, k = 0..steps, f = f(theta), starting at
+    theta0 with m = v = 0, the flows within ``tol`` of the iterates."""
+    lanes = defaultdict(list)
+    for r in read_csv(path):
+        lanes[(r["model"], float(r["u0"]) if r["u0"] else None)].append(r)
+    assert set(lanes) == ({("adam", None), ("adam-flow1", None)}
+                          | {("adam-flow2", u) for u in u0s}), sorted(lanes, key=str)
+    ref = [num(r["theta"]) for r in lanes[("adam", None)]]
+    for key, rows in lanes.items():
+        assert [int(r["k"]) for r in rows] == list(range(steps + 1)), key
+        for r in rows:
+            th, f = num(r["theta"]), num(r["f"])
+            num(r["m"]), num(r["v"])
+            assert num(r["t"]) == pytest.approx(int(r["k"]) * alpha, rel=1e-9, abs=1e-12)
+            assert f == pytest.approx(rb1d(th, c), rel=1e-9, abs=1e-12)
+        assert num(rows[0]["theta"]) == theta0 and num(rows[0]["m"]) == 0 == num(rows[0]["v"])
+        th = [num(r["theta"]) for r in rows]
+        assert abs(th[-1] - theta0) > 0.05, key                        # the lane moved
+        assert max(abs(a - b) for a, b in zip(th, ref)) < tol, key     # flows track Adam
+
+
+def check_curves_csv(path, lanes, *, value, curves_of, lead):
+    """Long CSV of the first-paper figures against their JSON lanes: every computed curve of every
+    lane has exactly K finite points k = 0..K-1 (t = k alpha); returns {(lane key, curve): values}.
+    """
+    got = defaultdict(list)
+    for r in read_csv(path):
+        key = tuple(r[f] for f in lead) + (r["lane"] if "lane" in r else "", r["curve"])
+        got[key].append(r)
+    out = {}
+    for ln in lanes:
+        lk = tuple(str(ln[f]) for f in lead) + (ln.get("label", ""),)
+        for curve in curves_of(ln):
+            rows = got.get(lk + (curve,))
+            assert rows, (lk, curve)
+            assert [int(r["k"]) for r in rows] == list(range(ln["K"])), (lk, curve)
+            for r in rows:
+                assert num(r["t"]) == pytest.approx(int(r["k"]) * ln["alpha"], rel=1e-9,
+                                                    abs=1e-12)
+            out[lk + (curve,)] = [num(r[value]) for r in rows]
+    return out
+
+
+# -- the data each figure writes (quick presets, exact scheme unless stated) -----------------------
+
+def data_trajectories(files, scheme="exact"):
+    mod = MODS["trajectories"]
+    csv_ = [f for f in files if f.endswith(f"trajectories{'' if scheme == 'exact' else '-paper'}.csv")]
+    check_trajectory_csv(csv_[0], theta0=mod.THETA0, c=4.0, alpha=mod.ALPHA,
+                         steps=mod.QUICK_STEPS, u0s=mod.U0S)
+
+
+def data_trajectories_global(files):
+    mod = MODS["trajectories-global"]
+    d = presets.command_defaults(mod.PRESET, "run")
+    (csv_,) = [f for f in files if f.endswith(".csv")]
+    check_trajectory_csv(csv_, theta0=2.0, c=4.0, alpha=d["alpha"][0], steps=mod.QUICK_STEPS,
+                         u0s=tuple(d["u0"]))
+
+
+def data_basin(files):
+    (js,) = [f for f in files if f.endswith(".json")]
+    res = load_json(js)
+    d = presets.command_defaults(res["preset"], "basin")
+    epochs = res["step_rule"]["epochs"]
+    assert len(epochs) == 2 and res["landscape"] == "rosenbrock1d(c=4)"
+    x_loc = -(2 + math.sqrt(2)) / 4
+    assert [m["kind"] for m in res["minima"]] == ["local", "global"]
+    assert res["minima"][0]["x"][0] == pytest.approx(x_loc, abs=1e-12)
+    assert res["minima"][1]["x"] == [1.0]
+    assert res["barriers"] == [pytest.approx(-(2 - math.sqrt(2)) / 4, abs=1e-12)]
+    rows = res["rows"]
+    assert len(rows) == len(d["models"]) * len(epochs)
+    assert {r["model"] for r in rows} == set(d["models"])
+    alphas = sorted({r["alpha"] for r in rows})
+    assert len(alphas) == len(epochs)
+    for r in rows:
+        assert r["status"] == "ok"
+        x = num(r["final_theta"][0])
+        E = epochs[alphas.index(r["alpha"])]
+        assert r["steps"] == E - 1 and r["time"] == pytest.approx((E - 1) * r["alpha"])
+        nearest = min(range(2), key=lambda i: abs(x - res["minima"][i]["x"][0]))
+        assert r["basin"] == nearest and r["minimizer"] == res["minima"][nearest]["x"]
+        assert r["basin_kind"] == res["minima"][nearest]["kind"]
+
+
+def data_refine(files):
+    (js,) = [f for f in files if f.endswith(".json")]
+    res = load_json(js)
+    d = presets.command_defaults(res["preset"], "refine")
+    n_alpha = len(res["epochs"])
+    lanes = [(m, None) for m in d["models"] if m == "adam-flow1"] + \
+        [(m, u) for m in d["models"] if m == "adam-flow2" for u in d["u0"]]
+    assert len(res["rows"]) == len(lanes) * n_alpha == 10
+    assert {(r["model"], r["u0"]) for r in res["rows"]} == set(lanes)
+    for r in res["rows"]:
+        assert r["status"] == "ok"
+        assert r["K"] == res["epochs"][sorted({x["alpha"] for x in res["rows"]}).index(r["alpha"])] - 1
+        for key in ("E_T", "E_f", "E_sup"):
+            assert 0 < num(r[key]) < 1, (key, r)
+        assert r["E_sup"] >= r["E_T"] * (1 - 1e-12)        # sup over k <= K includes k = K
+    assert len(res["slopes"]) == len(lanes)
+    for s in res["slopes"]:
+        rows = [r for r in res["rows"] if (r["model"], r["u0"]) == (s["model"], s["u0"])]
+        assert s["n"] == len(rows) == 2
+        assert s["p_T"] == pytest.approx(slope(rows, "E_T"), rel=1e-9)
+        assert s["p_f"] == pytest.approx(slope(rows, "E_f"), rel=1e-9)
+        assert s["p_sup"] == pytest.approx(slope(rows, "E_sup"), rel=1e-9)
+        assert 0.3 < s["p_T"] < 2.0                           # first order in alpha, roughly
+
+
+def data_velocity(files):
+    (js,) = [f for f in files if f.endswith(".json")]
+    res = load_json(js)
+    d = presets.command_defaults(res["preset"], "velocity")
+    n_alpha = len(res["epochs"])
+    assert len(res["rows"]) == len(d["u0"]) * n_alpha == 6
+    assert {r["u0"] for r in res["rows"]} == set(d["u0"])
+    for r in res["rows"]:
+        assert r["status"] == "ok" and r["model"] == "adam-flow2"
+        assert 0 < num(r["sup_theta"]) < 1 and 0 < num(r["sup_f"]) < 10
+    assert len(res["slopes"]) == len(d["u0"])
+    for s in res["slopes"]:
+        rows = [r for r in res["rows"] if r["u0"] == s["u0"]]
+        assert s["p_theta"] == pytest.approx(slope(rows, "sup_theta"), rel=1e-9)
+        assert s["p_f"] == pytest.approx(slope(rows, "sup_f"), rel=1e-9)
+
+
+def data_pl(files):
+    (js,) = [f for f in files if f.endswith(".json")]
+    res = load_json(js)
+    d = presets.command_defaults(res["preset"], "lyapunov")
+    assert len(res["lanes"]) == len(d["models"]) == 2
+    for ln in res["lanes"]:
+        assert ln["status"] == "ok" and ln["fstar"] == 0.0
+        assert ln["pl"]["ok"] and num(ln["pl"]["omega"]) > 0 and ln["pl"]["n_fit"] > 10
+        assert num(ln["pl"]["A"]) >= 0 and num(ln["pl"]["B"]) >= 0
+        assert all(num(v) >= 0 for v in ln["final"].values())
+    sweep = res["alpha_sweep"]
+    assert sweep["horizon"] == 6.0 and len(sweep["rows"]) == 2 * len(MODS["pl"].QUICK_ALPHAS)
+    for r in sweep["rows"]:
+        assert r["ok"] and num(r["omega"]) > 0
+        assert r["steps"] == round(sweep["horizon"] / r["alpha"]) - 1
+
+
+def data_positivity(files):
+    (js,) = [f for f in files if f.endswith(".json")]
+    res = load_json(js)
+    n = MODS["positivity"].QUICK_STEPS + 1
+    assert [(ln["model"], ln["u0"]) for ln in res["lanes"]] == [
+        ("adam", None), ("adam-flow1", None), ("adam-flow2", 0.0), ("adam-flow2", 1.0)]
+    for ln in res["lanes"]:
+        assert ln["status"] == "ok" and ln["n_samples"] == n
+        assert (ln["beta1"], ln["beta2"]) == (0.5, 0.2)
+        assert 0 <= ln["condition_holds_count"] <= n
+        assert num(ln["min_v"]) <= num(ln["min_v_after_start"])
+        assert ln["min_v_after_start"] > 0
+        assert isinstance(ln["v_negative"], bool)
+        assert ln["v_negative"] == (ln["min_v"] < 0)
+    assert res["lanes"][0]["min_v"] >= 0 and not res["lanes"][0]["v_negative"]   # discrete Adam
+
+
+def data_heredia2024_convex(files, schemes=("exact",)):
+    mod = MODS["heredia2024-convex"]
+    (js,) = [f for f in files if f.endswith(".json")]
+    (csv_,) = [f for f in files if f.endswith(".csv")]
+    res = load_json(js)
+    assert res["quick"] and res["schemes"] == list(schemes)
+    n_lanes = sum(len(g[3]) for g in mod.GROUPS.values()) * len(mod.ALPHAS)
+    assert len(res["lanes"]) == n_lanes == 16
+    for ln in res["lanes"]:
+        T = mod.GROUPS[ln["optimizer"]][2]
+        assert ln["K"] == round(T * mod.QUICK_HORIZON_SCALE / ln["alpha"])
+
+    def curves_of(ln):
+        return ["discrete"] + [s for s in ("exact",) if s in schemes] + (
+            ["paper2024"] if "paper" in schemes else [])
+
+    cur = check_curves_csv(csv_, res["lanes"], value="theta", curves_of=curves_of,
+                           lead=("optimizer", "alpha"))
+    for ln in res["lanes"]:
+        lk = (ln["optimizer"], str(ln["alpha"]), ln["label"])
+        disc = cur[lk + ("discrete",)]
+        assert disc[0] == mod.THETA0 and abs(disc[-1] - mod.THETA0) > 0.01
+        assert all(mod.THETA0 - 1e-9 <= x <= 4.5 for x in disc)      # towards the minimum 4
+        if "exact" in schemes:
+            ex = cur[lk + ("exact",)]
+            assert ex[0] == mod.THETA0
+            gap = max(abs(a - b) for a, b in zip(ex, disc))
+            assert ln["max_distance"]["exact_vs_discrete"] == pytest.approx(gap, rel=1e-9)
+            assert gap < 0.5
+        if res["published_source"] and ln["optimizer"] in mod.PUBLISHED_FIG:
+            # the discrete optimizers reproduce the published discrete traces
+            assert ln["max_distance"]["published_discrete_vs_discrete"] < 1e-9
+    return res
+
+
+def data_heredia2024_mse(files, schemes=("exact",)):
+    mod = MODS["heredia2024-mse"]
+    (js,) = [f for f in files if f.endswith(".json")]
+    (csv_,) = [f for f in files if f.endswith(".csv")]
+    res = load_json(js)
+    assert res["quick"] and res["schemes"] == list(schemes)
+    assert len(res["lanes"]) == len(mod.FIGURES) * len(mod.ALPHAS) * len(mod.OPTIMIZERS) == 12
+    for ln in res["lanes"]:
+        K = mod.FIGURES[ln["figure"]][1][ln["alpha"]]
+        assert ln["K"] == max(4, round(K * mod.QUICK_SCALE))
+
+    def curves_of(ln):
+        out = ["discrete"] + (["exact"] if "exact" in schemes else [])
+        if "paper" in schemes and ln["alpha"] in mod.PAPER_ALPHAS:
+            out.append("paper2024")
+        return out
+
+    cur = check_curves_csv(csv_, res["lanes"], value="loss", curves_of=curves_of,
+                           lead=("figure", "optimizer", "alpha"))
+    f0 = {v[0] for v in cur.values()}
+    assert len(f0) == 1 and f0.pop() > 0                  # every curve starts at f(theta0 = 0)
+    for key, ys in cur.items():
+        assert all(y >= 0 for y in ys) and ys[-1] < ys[0], key    # a loss, decreasing overall
+    for ln in res["lanes"]:
+        lk = (str(ln["figure"]), ln["optimizer"], str(ln["alpha"]), ln["label"])
+        if "exact" in schemes:
+            gap = max(abs(a - b) for a, b in zip(cur[lk + ("exact",)], cur[lk + ("discrete",)]))
+            assert ln["max_loss_difference"]["exact_vs_discrete"] == pytest.approx(gap, rel=1e-9)
+        if res["published_source"]:
+            assert ln["max_loss_difference"]["published_discrete_vs_discrete"] < 1e-9
+    return res
+
+
+def data_heredia2024_doublewell(files, schemes=("exact",)):
+    mod = MODS["heredia2024-doublewell"]
+    (js,) = [f for f in files if f.endswith(".json")]
+    (csv_,) = [f for f in files if f.endswith(".csv")]
+    res = load_json(js)
+    assert res["quick"] and res["schemes"] == list(schemes)
+    assert [ln["alpha"] for ln in res["lanes"]] == list(mod.ALPHAS)
+    rows = defaultdict(list)
+    for r in read_csv(csv_):
+        rows[(float(r["alpha"]), r["curve"])].append(r)
+    for ln in res["lanes"]:
+        a, K = ln["alpha"], ln["K"]
+        assert K == round(mod.HORIZON * mod.QUICK_HORIZON_SCALE / a)
+        curves = ["discrete"] + (["exact"] if "exact" in schemes else []) + (
+            ["paper2024"] if "paper" in schemes and a in mod.PAPER_ALPHAS else [])
+        assert sorted(c for (al, c) in rows if al == a) == sorted(curves)
+        disc = [num(r["theta"]) for r in rows[(a, "discrete")]]
+        for c in curves:
+            rs = rows[(a, c)]
+            assert [int(r["k"]) for r in rs] == list(range(K))
+            th = [num(r["theta"]) for r in rs]
+            assert th[0] == mod.THETA0
+            for r, x in zip(rs, th):
+                assert num(r["f"]) == pytest.approx((x * x - 1) ** 2 / 4, rel=1e-9, abs=1e-15)
+            assert ln["final"][c]["theta"] == pytest.approx(th[-1], rel=1e-12)
+            if c != "discrete":
+                dist = [num(r["distance_to_discrete"]) for r in rs]
+                assert dist == pytest.approx([abs(x - y) for x, y in zip(th, disc)], abs=1e-12)
+                assert ln["max_distance_to_discrete"][c] == pytest.approx(max(dist), rel=1e-9)
+                assert max(dist) < 0.2
+        assert 0.9 < disc[-1] < 1.3                          # in the well at theta = 1
+    return res
+
+
+DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
+        "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
+        "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
+        "heredia2024-mse": data_heredia2024_mse,
+        "heredia2024-doublewell": data_heredia2024_doublewell}
+
+
+# -- tests ------------------------------------------------------------------------------------------
+
+def test_every_figure_has_a_data_check():
+    assert set(DATA) == set(MODS)
 
 
 @pytest.mark.parametrize("name", list(MODS))
@@ -16,11 +337,14 @@ def test_figure_module_quick(name, tmp_path):
     msgs = []
     files = mod.make(str(tmp_path), progress=msgs.append,
                      **build.make_kwargs(mod, scheme="exact", quick=True))
-    assert any(f.endswith(".png") for f in files)
-    assert any(f.endswith((".csv", ".json")) for f in files)
-    for f in files:
-        assert os.path.getsize(f) > 0
-    assert msgs
+    pngs = [f for f in files if f.endswith(".png")]
+    assert pngs and any(f.endswith((".csv", ".json")) for f in files)
+    assert len(set(files)) == len(files)
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)
+    for f in pngs:
+        check_png(f)
+    DATA[name](files)
+    assert msgs and all(isinstance(m, str) and m for m in msgs)
 
 
 def test_all_spec_figures_registered():
@@ -49,8 +373,17 @@ def test_trajectories_paper_scheme_quick(tmp_path):
     names = {os.path.basename(f) for f in files}
     assert {"trajectories.png", "trajectories-paper.png", "trajectories-paper.csv",
             "trajectories-both.png"} <= names
-    rows = open(os.path.join(str(tmp_path), "trajectories-paper.csv")).read().splitlines()
-    assert len(rows) > 1 and rows[0].startswith("model")
+    for f in files:
+        if f.endswith(".png"):
+            check_png(f)
+    data_trajectories(files, scheme="exact")
+    data_trajectories(files, scheme="paper")
+    # the paper scheme and the exact flows are different solutions of nearby equations
+    ex, pa = (read_csv(os.path.join(str(tmp_path), f"trajectories{s}.csv")) for s in ("", "-paper"))
+    assert len(ex) == len(pa)
+    gap = max(abs(num(a["theta"]) - num(b["theta"])) for a, b in zip(ex, pa)
+              if a["model"] != "adam")
+    assert 0 < gap < 0.02
 
 
 def test_velocity_paper_scheme_small(tmp_path):
@@ -60,7 +393,11 @@ def test_velocity_paper_scheme_small(tmp_path):
     pr = _common.problem("heredia2026-velocity", "velocity", "paper", alpha=[5e-2, 1e-1])
     res = velocity(pr, delta=1.0, horizon=3.0)
     assert res["scheme"] == "paper" and len(res["rows"]) == 6
-    assert all(r["sup_theta"] is not None and r["converged"] for r in res["rows"])
+    assert {(r["u0"], r["alpha"]) for r in res["rows"]} == {
+        (u, a) for u in (-1.0, 1.0, 2.0) for a in (5e-2, 1e-1)}
+    for r in res["rows"]:
+        assert r["converged"] and r["status"] == "ok"
+        assert 0 < num(r["sup_theta"]) < 1 and 0 < num(r["sup_f"]) < 10
 
 
 def test_basin_paper_scheme_small():
@@ -69,26 +406,39 @@ def test_basin_paper_scheme_small():
     res = basin_study(landscape="rosenbrock1d(c=4)", models=["adam", "adam-flow2"],
                       theta0=[-1.5], alpha=[1e-2, 5e-2], epochs=[60, 40], u0=[1.0],
                       scheme="paper")
-    assert res["scheme"] == "paper"
+    assert res["scheme"] == "paper" and len(res["rows"]) == 4
     flow = [r for r in res["rows"] if r["model"] == "adam-flow2"]
-    assert len(flow) == 2 and all(r["status"] == "ok" and r["basin"] >= 0 for r in flow)
+    assert len(flow) == 2 and all(r["status"] == "ok" and r["basin"] in (0, 1) for r in flow)
+    for r in res["rows"]:
+        x = num(r["final_theta"][0])
+        assert abs(x - (-1.5)) > 0.01                         # the lane moved from theta0
+        assert r["steps"] == {1e-2: 59, 5e-2: 39}[r["alpha"]]
+        nearest = min(range(2), key=lambda i: abs(x - res["minima"][i]["x"][0]))
+        assert r["basin"] == nearest
+    adam = {r["alpha"]: num(r["final_theta"][0]) for r in res["rows"] if r["model"] == "adam"}
+    for r in flow:                                             # the model tracks discrete Adam
+        assert abs(num(r["final_theta"][0]) - adam[r["alpha"]]) < 0.1
 
 
 def test_build_writes_report(tmp_path):
     files = build.main(out=str(tmp_path), only=["trajectories"], scheme="exact", quick=True,
                        quiet=True)
-    assert files[-1].endswith("REPORT.md") and os.path.getsize(files[-1]) > 0
+    assert [os.path.basename(f) for f in files] == ["trajectories.png", "trajectories.csv",
+                                                    "REPORT.md"]
+    check_png(files[0])
+    data_trajectories(files)
+    text = open(files[-1]).read()
+    assert text.startswith("# Fidelity report") and "## Conclusions" in text
 
 
 def test_heredia2024_convex_quick_both(tmp_path):
-    import json
-
     mod = MODS["heredia2024-convex"]
     files = mod.make(str(tmp_path), **build.make_kwargs(mod, scheme="both", quick=True))
     names = {os.path.basename(f) for f in files}
     assert names == {"heredia2024-convex.png", "heredia2024-convex.csv",
                      "heredia2024-convex.json"}
-    data = json.load(open(os.path.join(str(tmp_path), "heredia2024-convex.json")))
+    check_png(os.path.join(str(tmp_path), "heredia2024-convex.png"))
+    data = data_heredia2024_convex(files, schemes=("exact", "paper"))
     assert data["schemes"] == ["exact", "paper"] and len(data["lanes"]) == 16
     rows = open(os.path.join(str(tmp_path), "heredia2024-convex.csv")).read().splitlines()
     assert rows[0].startswith("optimizer") and any(",paper2024," in r for r in rows)
@@ -98,23 +448,26 @@ def test_heredia2024_convex_quick_both(tmp_path):
 
 
 def test_pl_alpha_sweep_quick(tmp_path):
-    import json
-
     mod = MODS["pl"]
     files = mod.make(str(tmp_path), **build.make_kwargs(mod, scheme="exact", quick=True))
     assert os.path.join(str(tmp_path), "pl-alpha.png") in files
-    sweep = json.load(open(os.path.join(str(tmp_path), "pl.json")))["alpha_sweep"]
+    for f in files:
+        if f.endswith(".png"):
+            check_png(f)
+    sweep = load_json(os.path.join(str(tmp_path), "pl.json"))["alpha_sweep"]
     assert sweep["horizon"] == 6.0 and len(sweep["rows"]) == 4
     assert all(r["ok"] and r["omega"] > 0 for r in sweep["rows"])
+    assert {r["alpha"] for r in sweep["rows"]} == set(mod.QUICK_ALPHAS)
+    data_pl(files)
 
 
 @pytest.mark.parametrize("name", ["heredia2024-mse", "heredia2024-doublewell"])
 def test_heredia2024_mse_doublewell_quick_both(name, tmp_path):
-    import json
-
     mod = MODS[name]
     files = mod.make(str(tmp_path), quick=True, scheme="both")
     assert {os.path.basename(f) for f in files} == {f"{name}.{e}" for e in ("png", "csv", "json")}
-    assert all(os.path.getsize(f) > 0 for f in files)
-    doc = json.load(open(os.path.join(str(tmp_path), f"{name}.json")))
+    check_png(os.path.join(str(tmp_path), f"{name}.png"))
+    doc = DATA[name](files, schemes=("exact", "paper"))
     assert doc["quick"] and doc["skipped_paper2024"] and doc["lanes"]
+    # the lanes at alpha 0.01 are the ones skipped by the paper2024 re-run
+    assert {s["alpha"] for s in doc["skipped_paper2024"]} == {0.01}

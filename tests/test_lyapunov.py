@@ -14,6 +14,7 @@ from adamflow.cli import main as cli_main
 from analysis import lyapunov
 from analysis.pl_bound import pl_bound, sliding_max, violation_indices
 from runner import experiment
+from tests.figure_checks import check_png
 
 # -- PL bound -----------------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ def test_cli_lyapunov_json_and_plot(tmp_path, capsys):
     rc = cli_main(["lyapunov", "--models", "adam", "adam-flow2", "--alpha", "1e-2", "--steps",
                    "300", "--u0", "1", "--pl", "--json", str(j), "--plot", str(png), "--quiet"])
     assert rc == 0
-    assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
     doc = json.loads(j.read_text())
     assert [r["model"] for r in doc["lanes"]] == ["adam", "adam-flow2"]
     for rec in doc["lanes"]:

@@ -120,14 +120,17 @@ def test_unconverged_published_rmsprop_runs():
     reaches its cap and the loop stops with L2 error 3.6e-2 / 3.7e-1; the trajectories then differ
     from the published ones by 2.4e-2 / 1.3e-1 in theta (the stopping point of a non-convergent
     iteration is not reproducible). Here: the first sweeps only."""
+    seen = set()
     for name, ax, alpha, hp, y in _runs("rmsprop"):
         if (name, ax) not in UNCONVERGED:
             continue
+        seen.add((name, ax))
         s = paper2024_solve("rmsprop-flow", _land(), [1.0], alpha, len(y) - 1, max_iterations=30,
                             **hp)
         print(f"{name} alpha={alpha}: after {s['iterations']} sweeps error {s['error']:.3e}")
         assert not s["converged"] and s["error"] > 10 * TOL
         assert np.isfinite(s["theta"]).all()
+    assert seen == UNCONVERGED          # both runs were found among the published traces
 
 
 def _exact_batch(flow_cls, runs):

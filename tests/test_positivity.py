@@ -9,6 +9,7 @@ import pytest
 
 from adamflow.cli import main as cli_main
 from analysis import positivity as pos
+from tests.figure_checks import check_png
 
 
 def test_threshold_ratio():
@@ -52,7 +53,7 @@ def test_cli_positivity_spec_setting(tmp_path, capsys):
     """SPEC §6 preset: c = 1.5, theta0 = -1.5, betas .5/.2, alpha = 1e-2, 270 steps (defaults)."""
     j, png = tmp_path / "pos.json", tmp_path / "pos.png"
     assert cli_main(["positivity", "--json", str(j), "--plot", str(png), "--quiet"]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
     doc = json.loads(j.read_text())
     lanes = doc["lanes"]
     assert [(r["model"], r["u0"]) for r in lanes] == [

@@ -8,6 +8,7 @@ import pytest
 
 from adamflow.cli import main
 from analysis.rates import fit_rate, fit_window, rate_study
+from tests.figure_checks import check_png
 
 
 def test_exp_fit_synthetic():
@@ -78,7 +79,7 @@ def test_cli_json_schema_and_plot(tmp_path, capsys):
     # discrete and flow rates agree roughly at small alpha
     a = {(r["model"], r["alpha"]): r["rate"] for r in rows}
     assert a[("adam", 0.01)] == pytest.approx(a[("adam-flow1", 0.01)], rel=0.2)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
 
 
 def test_cli_beta_sweep(capsys):

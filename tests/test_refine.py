@@ -12,6 +12,7 @@ from analysis.cli_options import Problem
 from analysis.refine import _lane_grid, protocol_times, refine
 from analysis.slopes import fit_loglog
 from core.errors import ConfigError
+from tests.figure_checks import check_png
 
 LAND = "rosenbrock1d(c=1.5)"
 SMALL = dict(alpha=[0.05, 0.02, 0.01], epochs=[100, 250, 500])
@@ -196,7 +197,7 @@ def test_cli_json_schema_and_plot(tmp_path, capsys):
     for s in res["slopes"]:
         assert set(s) >= {"model", "u0", "p_T", "p_f", "p_sup", "ci_T"}
         assert len(s["ci_T"]) == 2
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -7,6 +7,7 @@ import torch
 from adamflow.cli import main
 from analysis.cli_options import Problem
 from analysis.velocity import horizon_for, velocity
+from tests.figure_checks import check_png
 
 LAND = "rosenbrock1d(c=1.5)"
 
@@ -75,7 +76,7 @@ def test_cli_json_plot_and_errors(tmp_path, capsys):
     for r in res["rows"]:
         assert set(r) >= {"alpha", "u0", "sup_theta", "sup_f"}
     assert {s["u0"] for s in res["slopes"]} == {-1.0, 1.0, 2.0}
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    check_png(png)
     for bad in (["--alpha", "0.1", "--horizon", "2", "--models", "adam-flow1"],
                 ["--alpha", "0.1", "--horizon", "2", "--delta", "5"],
                 ["--alpha", "0", "--horizon", "2"]):
