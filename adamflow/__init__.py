@@ -4,12 +4,20 @@ Data flows one way::
 
     landscapes -> (discrete optimizer | flow + integrator) -> Trajectory -> analysis -> figure/table
 
-Top-level packages: ``landscapes`` (objectives), ``discrete`` (batched optimizers), ``flows``
-(continuous models and integrators), ``analysis`` (studies), ``paper_figs`` (reproduced figures).
-This package holds the shared types (:class:`Trajectory`, lane statuses, input errors) and the CLI.
-"""
-from core.errors import ConfigError
-from core.trajectory import Status, Trajectory, DIVERGENCE_BOUND
+This package is the top layer: the Python API (:mod:`adamflow.api`, re-exported here) and the CLI
+(:mod:`adamflow.cli`). The packages below it: ``core`` (shared types), ``landscapes``, ``discrete``,
+``flows``, ``runner`` (registry, the one runner, presets), ``analysis`` (studies), ``paper_figs``.
 
-__all__ = ["ConfigError", "Status", "Trajectory", "DIVERGENCE_BOUND"]
-__version__ = "0.1.0"
+>>> import adamflow
+>>> traj = adamflow.simulate("rosenbrock1d(c=4)", "adam", -1.5, alpha=1e-3, steps=100)
+"""
+from adamflow.api import basin, landscape, lyapunov, positivity, rates, refine, simulate, velocity
+from core.errors import ConfigError
+from core.method import HyperParam
+from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
+from runner.registry import get_model, methods, register, registry
+
+__all__ = ["simulate", "landscape", "refine", "velocity", "lyapunov", "positivity", "rates", "basin",
+           "ConfigError", "Status", "Trajectory", "DIVERGENCE_BOUND", "HyperParam", "register",
+           "registry", "get_model", "methods"]
+__version__ = "0.2.0"

@@ -18,6 +18,7 @@ from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
 from runner.options import protect_negative_numbers as _protect_negative_numbers
+from runner.options import add_hyper_options, add_numerics_options, hyper_from_args
 from runner.presets import COMMANDS as PRESET_COMMANDS
 from runner.presets import describe
 from runner.registry import registry
@@ -34,34 +35,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="one or more models (see `adamflow models`)")
     p.add_argument("--theta0", nargs="+", required=True, type=_vector,
                    help="initial point per lane; comma list for n > 1 (-1.2,1)")
-    p.add_argument("--alpha", nargs="+", required=True, type=_float, help="step sizes")
-    p.add_argument("--beta1", nargs="+", type=_float, help="Adam beta1 (default 0.9)")
-    p.add_argument("--beta2", nargs="+", type=_float, help="Adam beta2 (default 0.999)")
-    p.add_argument("--beta", nargs="+", type=_float, help="RMSProp beta (default 0.99)")
-    p.add_argument("--momentum", nargs="+", type=_float, help="heavy-ball momentum (default 0.9)")
-    p.add_argument("--eps", nargs="+", type=_float, help="epsilon (default 1e-8)")
-    p.add_argument("--u0", nargs="+", type=_float,
-                   help="initial velocity of second-order flows (default 0)")
+    add_hyper_options(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--steps", type=_int, help="K steps (flows: horizon K*alpha)")
     g.add_argument("--horizon", type=_float, help="time horizon T (K = round(T/alpha))")
     p.add_argument("--every", type=_int, default=1, help="record every N-th step")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default="float64", help="float64 or float32")
-    p.add_argument("--scheme", default="exact",
-                   help="flow scheme: exact (default), paper (adam-flow1/2), paper2024 (first paper)")
-    p.add_argument("--integrator", default="exprb43",
-                   help="exact-mode stepper: exprb43 (default) or etd4")
-    p.add_argument("--rtol", type=_float, help="flow relative tolerance (1e-10; float32 1e-5)")
-    p.add_argument("--atol", type=_float, help="flow absolute tolerance (1e-12; float32 1e-7)")
+    add_numerics_options(p)
     p.add_argument("--json", metavar="PATH", help="write JSON ('-' = stdout)")
     p.add_argument("--csv", metavar="PATH", help="write CSV (one row per lane and sample)")
 
 
 def study_modules() -> list:
     """The analysis modules present (see :data:`analysis.STUDIES`)."""
-
-
     mods = []
     for path in analysis.STUDIES:
         try:
@@ -142,18 +127,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def cmd_run(args) -> int:
     spec = experiment.RunSpec(
-        landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
-        beta1=args.beta1, beta2=args.beta2, beta=args.beta, momentum=args.momentum,
-        eps=args.eps, u0=args.u0, steps=args.steps, horizon=args.horizon, every=args.every,
-        device=args.device, dtype=args.dtype, scheme=args.scheme, integrator=args.integrator,
-        rtol=args.rtol,
-        atol=args.atol)
+        landscape=args.landscape, models=args.models, theta0=args.theta0, steps=args.steps,
+        horizon=args.horizon, every=args.every, device=args.device, dtype=args.dtype,
+        scheme=args.scheme, integrator=args.integrator, rtol=args.rtol, atol=args.atol,
+        **hyper_from_args(args))
     results = experiment.run(spec)
     records = experiment.lane_records(results)
     if args.json:
         write_json({"lanes": records}, args.json)
     if args.csv:
-        header, rows = experiment.csv_rows(records)
+        header, rows = experiment.csv_rows(records, results)
         write_csv(header, rows, args.csv)
     if not args.json and not args.csv:
         for rec in records:
@@ -166,7 +149,9 @@ def cmd_run(args) -> int:
 def cmd_models(args) -> int:
     for name, info in registry().items():
         hp = ", ".join(info.hyperparameters)
-        print(f"{name:<14} {info.kind:<9} {info.description}  [{hp}]")
+        extra = f" schemes: {', '.join(info.schemes)}; models {info.method}" if info.kind == "flow" \
+            and info.method else (f" schemes: {', '.join(info.schemes)}" if info.kind == "flow" else "")
+        print(f"{name:<14} {info.kind:<9} {info.description}  [{hp}]{extra}")
     return 0
 
 

@@ -38,28 +38,22 @@ import numpy as np
 import torch
 
 import landscapes
-from analysis.cli_options import add_output_options
+from analysis.study import Study
 from core.errors import ConfigError
+from core.grid import output_indices
 from core.hyper import (
     check_alpha,
     check_beta,
     check_eps,
     check_finite,
-    resolve_device,
-    resolve_dtype,
 )
-from core.output import save_figure, write_json
-from core.trajectory import Status, diverged_mask
-from flows.paper_scheme import SUBSTEPS, paper_solve
-from flows.simulate import output_grid, simulate
-from runner.experiment import DEFAULT_TOLERANCES
+from core.output import save_figure
+from core.trajectory import Status
+from runner.experiment import Numerics, run_lanes
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
 from runner.registry import get_model
-
-COMMAND = "basin"
-HELP = "final state vs alpha, basin threshold alpha* by bisection, (theta0, alpha) basin maps"
 
 DEFAULT_MODELS = ["adam", "adam-flow2"]
 #: SPEC §6 preset ``basin``: alpha -> epochs
@@ -136,7 +130,7 @@ def minimizers(landscape, minima: list[list[float]] | None = None) -> list[dict[
     if minima:
         pts = [list(map(float, m)) for m in minima]
         fs = [float(land.value(torch.tensor([p], dtype=torch.float64))[0]) for p in pts]
-    elif hasattr(land, "critical_points"):
+    elif land.critical_points() is not None:
         cps = [cp for cp in land.critical_points() if cp.kind == "min"]
         pts, fs = [[float(cp.x)] for cp in cps], [float(cp.f) for cp in cps]
     else:
@@ -152,9 +146,7 @@ def barriers(landscape) -> list[float]:
     """Closed-form maxima (1-D), for the figure; [] when unknown."""
 
     land = landscapes.parse(landscape) if isinstance(landscape, str) else landscape
-    if not hasattr(land, "critical_points"):
-        return []
-    return [float(cp.x) for cp in land.critical_points() if cp.kind == "max"]
+    return [float(cp.x) for cp in land.critical_points() or [] if cp.kind == "max"]
 
 
 def classify(final_theta, minima: list[list[float]] | list[dict]) -> list[int]:
@@ -178,100 +170,34 @@ def classify(final_theta, minima: list[list[float]] | list[dict]) -> list[int]:
 
 def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps: float = 1e-8,
                  device: str = "cpu", dtype: str = "float64", rtol: float | None = None,
-                 atol: float | None = None, scheme: str = "exact") -> dict[str, Any]:
+                 atol: float | None = None, scheme: str = "exact", integrator: str = "exprb43"
+                 ) -> dict[str, Any]:
     """Final state of each lane {"theta0": [..], "alpha", "beta1", "beta2", "u0", "steps": K}.
 
-    ``scheme`` "paper": flows (adam-flow1/adam-flow2) are solved by the published scheme
-    (:func:`flows.paper_scheme.paper_solve`, h = alpha/5, 5K + 1 grid points so that the final row
-    is s = K alpha, the same step convention); lanes with the same K share one solve.
-
-    One batched computation: discrete lanes step together, lane b frozen after K_b updates (or at
-    divergence); flows integrated to t = K_b * alpha_b. Returns {"final_theta": (B, n) tensor,
-    "status": [labels], "steps": [K]}.
+    One batched computation through :func:`runner.experiment.run_lanes`: discrete lanes step
+    together, lane b stopping after its own K_b updates (or at divergence); flows integrated to
+    t = K_b * alpha_b, or, with ``scheme`` "paper" (flows that support it), solved by the published
+    scheme on h = alpha/5 with 5K + 1 grid points (lanes with the same K share one solve). Returns
+    {"final_theta": (B, n) tensor (NaN where the lane did not finish), "status": [labels],
+    "steps": [K]} plus "sweeps" and "converged" under the paper scheme.
     """
-
     info = get_model(model)
-    dt, dev = resolve_dtype(dtype), resolve_device(device)
-    land = landscapes.parse(landscape)
-    theta0 = torch.tensor([ln["theta0"] for ln in lanes], dtype=dt, device=dev)
-    land.check_dim(theta0.shape[1])
+    num = Numerics(scheme=scheme if info.kind == "flow" else "exact", integrator=integrator,
+                   rtol=rtol, atol=atol, device=device, dtype=dtype)
     Ks = [int(ln["steps"]) for ln in lanes]
-    full = {"eps": eps}
-    hp = {}
-    for name, default in info.hyperparameters.items():
-        vals = [ln.get(name, full.get(name, default)) for ln in lanes]
-        if any(v is None for v in vals):
-            raise ConfigError(f"model {info.name} needs {name}")
-        hp[name] = torch.tensor([float(v) for v in vals], dtype=dt, device=dev)
-    if info.kind == "discrete":
-        opt = info.cls(**hp)
-        state = opt.init_state(theta0)
-        B = theta0.shape[0]
-        Kt = torch.tensor(Ks, dtype=torch.long, device=dev)
-        alive = ~diverged_mask(state["theta"])
-        diverged = ~alive
-        for k in range(1, max(Ks) + 1):
-            f, g = land.value_and_grad(state["theta"])
-            new = opt.step(state, k, g, f)
-            bad = alive & (Kt >= k) & diverged_mask(new["theta"])
-            diverged = diverged | bad
-            active = alive & (Kt >= k) & ~bad
-            alive = alive & ~bad
-            state = _select(active, new, state, B)
-        status = ["diverged" if bool(d) else "ok" for d in diverged.tolist()]
-        fin = state["theta"].clone()
-        fin[diverged] = math.nan
-        return {"final_theta": fin, "status": status, "steps": Ks}
-    if scheme == "paper":
-        return _paper_final_states(info, land, theta0, hp, Ks)
-
-    flow = info.cls(land, n_lanes=len(lanes), dtype=dt, device=dev, **hp)
-    t_out, _, n_out = output_grid(hp["alpha"], Ks, max(Ks))
-    r0, a0 = DEFAULT_TOLERANCES[dt]
-    traj = simulate(flow, theta0, t_out, n_out, rtol=rtol or r0, atol=atol or a0)
+    every = max(max(Ks), 1)
+    run = [{"eps": eps, **{k: v for k, v in ln.items() if k != "steps" and v is not None}}
+           for ln in lanes]
+    traj = run_lanes(info, landscape, run, Ks, every=every, numerics=num)
+    expected = torch.tensor([len(output_indices(K, every)) for K in Ks], device=traj.n_out.device)
     fin = traj.final_theta().clone()
-    ok = (traj.n_out == n_out.to(traj.n_out.device)) & (traj.status == int(Status.OK))
+    ok = (traj.n_out == expected) & (traj.status == Status.OK)
     fin[~ok.to(fin.device)] = math.nan
-    return {"final_theta": fin, "status": [traj.status_label(b) for b in range(len(lanes))],
-            "steps": Ks}
-
-
-def _paper_final_states(info, land, theta0: torch.Tensor, hp: dict, Ks: list[int]) -> dict[str, Any]:
-    if info.name not in ("adam-flow1", "adam-flow2"):
-        raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
-    B = theta0.shape[0]
-    fin = torch.full_like(theta0, math.nan)
-    status = ["ok"] * B
-    sweeps, converged = [0] * B, [True] * B
-    groups: dict[int, list[int]] = {}
-    for b, K in enumerate(Ks):
-        groups.setdefault(K, []).append(b)
-    for K, idx in groups.items():
-        it = torch.tensor(idx, device=theta0.device)
-        flow = info.cls(land, n_lanes=len(idx), dtype=theta0.dtype, device=theta0.device,
-                        **{k: v[it] for k, v in hp.items()})
-        sol = paper_solve(flow, theta0[it], SUBSTEPS * K + 1)
-        last = sol.theta[:, SUBSTEPS * K]
-        for j, b in enumerate(idx):
-            ok = bool(torch.isfinite(sol.theta[j]).all()) and bool((sol.theta[j].abs() <= 1e12).all())
-            if ok:
-                fin[b] = last[j]
-            else:
-                status[b] = "diverged"
-            sweeps[b], converged[b] = int(sol.sweeps[j]), bool(sol.converged[j])
-    return {"final_theta": fin, "status": status, "steps": Ks, "sweeps": sweeps,
-            "converged": converged}
-
-
-def _select(mask: torch.Tensor, new: dict, old: dict, B: int) -> dict:
-    out = {}
-    for key, val in new.items():
-        prev = old.get(key)
-        if isinstance(val, torch.Tensor) and isinstance(prev, torch.Tensor) and val.dim() >= 1 \
-                and val.shape[0] == B:
-            out[key] = torch.where(mask.reshape((B,) + (1,) * (val.dim() - 1)), val, prev)
-        else:
-            out[key] = val
+    out = {"final_theta": fin, "status": [traj.status_label(b) for b in range(len(lanes))],
+           "steps": Ks}
+    if info.kind == "flow" and scheme == "paper":
+        out["sweeps"] = [int(x) for x in traj.stats["sweeps"].tolist()]
+        out["converged"] = [bool(x) for x in traj.stats["converged"].tolist()]
     return out
 
 
@@ -359,7 +285,8 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 theta0_range: tuple[float, float] = (-2.0, 2.0),
                 alpha_range: tuple[float, float] | None = None, device: str = "cpu",
                 dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
-                progress: bool = False, scheme: str = "exact") -> dict[str, Any]:
+                progress: bool = False, scheme: str = "exact", integrator: str = "exprb43"
+                ) -> dict[str, Any]:
     """Final state vs alpha (+ optional bisection and map). Without alpha and a step rule the SPEC
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
     from tqdm.auto import tqdm
@@ -406,12 +333,10 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
         raise ConfigError(f"theta0 has dimension {len(theta0)}, minimizers {len(mins[0]['x'])}")
     if scheme not in ("exact", "paper"):
         raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper)")
-    if scheme == "paper":
-        bad = [m for m in models
-               if get_model(m).kind != "discrete" and m not in ("adam-flow1", "adam-flow2")]
-        if bad:
-            raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {bad[0]!r}")
-    kw = dict(eps=eps, device=device, dtype=dtype, rtol=rtol, atol=atol, scheme=scheme)
+    for m in models:
+        get_model(m).check_scheme(scheme)
+    kw = dict(eps=eps, device=device, dtype=dtype, rtol=rtol, atol=atol, scheme=scheme,
+              integrator=integrator)
     n_jobs = len(models) * (1 + (map_n is not None)) + (1 if bisect is not None else 0)
     bar = tqdm(total=n_jobs, desc="basin", unit="run", disable=not progress)
 
@@ -564,57 +489,54 @@ def plot_basin(result: dict[str, Any], path: str) -> None:
 
 # -- CLI -----------------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    p.add_argument("--landscape", default="rosenbrock1d(c=4)", help="landscape spec")
-    p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
-    p.add_argument("--alpha", nargs="+", type=_float, default=None,
-                   help="step sizes (default: the SPEC basin table with its epochs)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", nargs="+", type=_int, default=None,
-                   help="epochs per alpha (final iterate theta_{E-1}: E-1 updates)")
-    g.add_argument("--steps", type=_int, default=None, help="K updates for every alpha")
-    g.add_argument("--horizon", type=_float, default=None, help="time T (K = round(T/alpha))")
-    p.add_argument("--beta1", type=_float, default=0.99)
-    p.add_argument("--beta2", type=_float, default=0.999)
-    p.add_argument("--eps", type=_float, default=1e-8)
-    p.add_argument("--u0", nargs="+", type=_float, default=[1.0],
-                   help="initial velocities of second-order flows (default 1)")
-    p.add_argument("--minima", nargs="+", type=_vector, default=None,
-                   help="minimizers for classification (default: closed-form critical points)")
-    p.add_argument("--bisect", nargs=2, type=_float, metavar=("LO", "HI"), default=None,
-                   help="find alpha* in [LO, HI] by batched bisection")
-    p.add_argument("--tol", type=_float, default=1e-3, help="bisection: stop at (hi-lo) <= tol*hi")
-    p.add_argument("--points", type=_int, default=3, help="bisection points per round")
-    p.add_argument("--map", type=_int, default=None, metavar="N", dest="map_n",
-                   help="N x N basin map over (theta0, alpha)")
-    p.add_argument("--theta0-range", nargs=2, type=_float, default=[-2.0, 2.0], metavar=("A", "B"))
-    p.add_argument("--alpha-range", nargs=2, type=_float, default=None, metavar=("A", "B"),
-                   help="log-spaced alpha range of the map (default: min/max of --alpha)")
-    p.add_argument("--scheme", default="exact",
-                   help="flow scheme: exact (default) or paper (adam-flow1/adam-flow2)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64")
-    p.add_argument("--rtol", type=_float, default=None)
-    p.add_argument("--atol", type=_float, default=None)
-    add_output_options(p)
+class BasinStudy(Study):
+    command = "basin"
+    help = "final state vs alpha, basin threshold alpha* by bisection, (theta0, alpha) basin maps"
+    summary_only_without_json = True
 
+    def add_options(self, p) -> None:
+        p.add_argument("--landscape", default="rosenbrock1d(c=4)", help="landscape spec")
+        p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point")
+        p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
+        p.add_argument("--alpha", nargs="+", type=_float, default=None,
+                       help="step sizes (default: the SPEC basin table with its epochs)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--epochs", nargs="+", type=_int, default=None,
+                       help="epochs per alpha (final iterate theta_{E-1}: E-1 updates)")
+        g.add_argument("--steps", type=_int, default=None, help="K updates for every alpha")
+        g.add_argument("--horizon", type=_float, default=None, help="time T (K = round(T/alpha))")
+        p.add_argument("--beta1", type=_float, default=0.99)
+        p.add_argument("--beta2", type=_float, default=0.999)
+        p.add_argument("--eps", type=_float, default=1e-8)
+        p.add_argument("--u0", nargs="+", type=_float, default=[1.0],
+                       help="initial velocities of second-order flows (default 1)")
+        p.add_argument("--minima", nargs="+", type=_vector, default=None,
+                       help="minimizers for classification (default: closed-form critical points)")
+        p.add_argument("--bisect", nargs=2, type=_float, metavar=("LO", "HI"), default=None,
+                       help="find alpha* in [LO, HI] by batched bisection")
+        p.add_argument("--tol", type=_float, default=1e-3, help="bisection: stop at (hi-lo) <= tol*hi")
+        p.add_argument("--points", type=_int, default=3, help="bisection points per round")
+        p.add_argument("--map", type=_int, default=None, metavar="N", dest="map_n",
+                       help="N x N basin map over (theta0, alpha)")
+        p.add_argument("--theta0-range", nargs=2, type=_float, default=[-2.0, 2.0], metavar=("A", "B"))
+        p.add_argument("--alpha-range", nargs=2, type=_float, default=None, metavar=("A", "B"),
+                       help="log-spaced alpha range of the map (default: min/max of --alpha)")
 
-def main(args) -> int:
-    result = basin_study(
-        landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
-        epochs=args.epochs, steps=args.steps, horizon=args.horizon, beta1=args.beta1,
-        beta2=args.beta2, eps=args.eps, u0=args.u0, minima=args.minima,
-        bisect=tuple(args.bisect) if args.bisect else None, tol=args.tol, points=args.points,
-        map_n=args.map_n, theta0_range=tuple(args.theta0_range),
-        alpha_range=tuple(args.alpha_range) if args.alpha_range else None, device=args.device,
-        dtype=args.dtype, rtol=args.rtol, atol=args.atol, progress=not args.quiet,
-        scheme=args.scheme)
-    if args.json:
-        write_json(result, args.json)
-    if args.plot:
-        plot_basin(result, args.plot)
-    if not args.json:
+    def compute(self, args, numerics):
+        return basin_study(
+            landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
+            epochs=args.epochs, steps=args.steps, horizon=args.horizon, beta1=args.beta1,
+            beta2=args.beta2, eps=args.eps, u0=args.u0, minima=args.minima,
+            bisect=tuple(args.bisect) if args.bisect else None, tol=args.tol, points=args.points,
+            map_n=args.map_n, theta0_range=tuple(args.theta0_range),
+            alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
+            device=numerics.device, dtype=numerics.dtype, rtol=numerics.rtol, atol=numerics.atol,
+            progress=not args.quiet, scheme=numerics.scheme, integrator=numerics.integrator)
+
+    def plot(self, result, path) -> None:
+        plot_basin(result, path)
+
+    def summary(self, result) -> None:
         for r in result["rows"]:
             u = f" u0={r['u0']:g}" if r["u0"] is not None else ""
             print(f"{r['model']:<12}{u} alpha={r['alpha']:<8g} steps={r['steps']:<6} "
@@ -622,4 +544,7 @@ def main(args) -> int:
         for t in result["threshold"]:
             u = f" u0={t['u0']:g}" if t["u0"] is not None else ""
             print(f"alpha* {t['model']}{u}: {t['alpha_star']} bracket={t['bracket']}")
-    return 0
+
+
+STUDY = BasinStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

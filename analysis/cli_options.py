@@ -1,8 +1,9 @@
-"""Command-line options shared by the study commands (``adamflow refine``, ``lyapunov``, ...).
+"""Options and input shared by the study commands (``adamflow refine``, ``lyapunov``, ...).
 
-Each study module adds its own options on top of :func:`add_problem_options` and
-:func:`add_output_options`, then builds an :class:`runner.experiment.RunSpec`-like problem with
-:func:`problem_from_args`.
+:func:`add_problem_options` adds the problem (landscape, theta0, alphas, models, betas, eps, u0);
+the numerics (--scheme, --integrator, --rtol, --atol, --device, --dtype) and the output options are
+added to every study by :class:`analysis.study.Study`. :func:`problem_from_args` validates them into
+a :class:`Problem`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import landscapes
 from core.errors import ConfigError
 from core.hyper import check_alpha, check_beta, check_eps, check_finite
-from runner import experiment
+from runner.experiment import Numerics
 from runner.options import parse_float as _float
 from runner.options import parse_vector as _vector
 from runner.registry import get_model
@@ -20,7 +21,7 @@ from runner.registry import get_model
 
 def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str] | None = None,
                         alpha_required: bool = True) -> None:
-    """--landscape, --theta0, --alpha, --models, --beta1, --beta2, --eps, --u0, numerics."""
+    """--landscape, --theta0, --alpha, --models, --beta1, --beta2, --eps, --u0."""
     p.add_argument("--landscape", default="rosenbrock1d(c=1.5)", help="landscape spec")
     p.add_argument("--theta0", nargs="+", type=_vector, default=[[-1.5]],
                    help="initial point(s); comma list for n > 1")
@@ -32,11 +33,6 @@ def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str]
     p.add_argument("--eps", type=_float, default=1e-8, help="epsilon (default 1e-8)")
     p.add_argument("--u0", nargs="+", type=_float, default=[0.0],
                    help="initial velocities of second-order flows")
-    p.add_argument("--scheme", default="exact", help="flow scheme: exact (default) or paper")
-    p.add_argument("--rtol", type=_float, default=None, help="flow relative tolerance")
-    p.add_argument("--atol", type=_float, default=None, help="flow absolute tolerance")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default="float64", help="float64 or float32")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -62,51 +58,42 @@ class Problem:
     atol: float | None = None
     device: str = "cpu"
     dtype: str = "float64"
+    integrator: str = "exprb43"
     extra: dict = field(default_factory=dict)
 
-
-SCHEMES = ("exact", "paper")
-
-
-def scheme_available(name: str) -> bool:
-    """Whether :func:`runner.experiment.validate` accepts flow scheme ``name``."""
-
-    spec = experiment.RunSpec(landscape="rosenbrock1d(c=4)", models=["adam-flow1"],
-                              theta0=[[0.0]], alpha=[0.1], steps=1, scheme=name)
-    try:
-        experiment.validate(spec)
-    except ConfigError:
-        return False
-    return True
+    @property
+    def numerics(self) -> Numerics:
+        return Numerics(scheme=self.scheme, integrator=self.integrator, rtol=self.rtol,
+                        atol=self.atol, device=self.device, dtype=self.dtype, extra=dict(self.extra))
 
 
-def check_scheme(name: str) -> None:
-    """ConfigError unless ``name`` is a flow scheme (exact, paper) that the library provides."""
+def check_scheme(name: str, models: list[str] = (), allowed: tuple[str, ...] = ("exact", "paper")
+                 ) -> None:
+    """ConfigError unless the study allows scheme ``name`` and every flow in ``models`` supports it
+    (as its descriptor declares)."""
+    if name not in allowed:
+        raise ConfigError(f"unknown scheme {name!r} (choose from: {', '.join(allowed)})")
+    for m in models:
+        get_model(m).check_scheme(name)
 
-    if name not in SCHEMES:
-        raise ConfigError(f"unknown scheme {name!r} (choose from: {', '.join(SCHEMES)})")
-    if name != "exact" and not scheme_available(name):
-        raise ConfigError(f"{name} scheme not available")
 
-
-def problem_from_args(args) -> Problem:
+def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) -> Problem:
     if args.alpha is not None:
         check_alpha(args.alpha)
     check_beta(args.beta1, "beta1")
     check_beta(args.beta2, "beta2")
     check_eps(args.eps)
     check_finite(args.u0, "u0")
-    check_scheme(args.scheme)
-    for name in ("rtol", "atol"):
-        val = getattr(args, name)
-        if val is not None and not (val > 0 and val < float("inf")):
-            raise ConfigError(f"{name} must be a positive finite number, got {val}")
-    if args.models:
-        for m in args.models:
-            get_model(m)
+    num = Numerics(scheme=args.scheme, integrator=args.integrator, rtol=args.rtol, atol=args.atol,
+                   device=args.device, dtype=args.dtype)
+    if args.scheme not in schemes:
+        raise ConfigError(f"unknown scheme {args.scheme!r} (choose from: {', '.join(schemes)})")
+    num.validate()
+    for m in args.models or []:
+        get_model(m)
     land = landscapes.parse(args.landscape)
     land.check_dim(len(args.theta0[0]))
     return Problem(landscape=args.landscape, theta0=args.theta0, alpha=list(args.alpha or []),
                    models=list(args.models or []), beta1=args.beta1, beta2=args.beta2,
                    eps=args.eps, u0=list(args.u0), scheme=args.scheme, rtol=args.rtol,
-                   atol=args.atol, device=args.device, dtype=args.dtype)
+                   atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator)

@@ -37,19 +37,16 @@ import numpy as np
 import discrete
 import landscapes
 from analysis.cli_options import (
-    add_output_options,
     add_problem_options,
     problem_from_args,
 )
 from analysis.pl_bound import pl_bound, scalars, violation_indices
+from analysis.study import Study
 from core.errors import ConfigError
-from core.output import save_figure, write_json
+from core.output import save_figure
 from runner import experiment
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
-
-COMMAND = "lyapunov"
-HELP = "energy (Lyapunov) monitors along trajectories and the PL bound check"
 
 #: default horizon: 6000 iterates theta_0..theta_5999 at alpha = 1e-3 (SPEC §6 preset "pl")
 DEFAULT_HORIZON = 5.999
@@ -229,7 +226,8 @@ def run_specs(problem, *, steps: int | None, horizon: float | None) -> list:
             landscape=problem.landscape, models=[model], theta0=problem.theta0,
             alpha=problem.alpha, beta1=[problem.beta1], beta2=[problem.beta2], eps=[problem.eps],
             u0=problem.u0, steps=steps, horizon=horizon, device=problem.device,
-            dtype=problem.dtype, scheme=problem.scheme, rtol=problem.rtol, atol=problem.atol)
+            dtype=problem.dtype, scheme=problem.scheme, integrator=problem.integrator,
+            rtol=problem.rtol, atol=problem.atol)
         experiment.validate(spec)
         for a in spec.alpha:
             experiment.steps_for(spec, a)
@@ -338,34 +336,39 @@ def figure(results: dict):
 
 # -- CLI ----------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    add_problem_options(p, models_default=["adam", "adam-flow2"], alpha_required=False)
-    p.set_defaults(landscape="rosenbrock1d(c=0)", alpha=[1e-3])
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=_int, help="K steps per lane (flows: horizon K*alpha)")
-    g.add_argument("--horizon", type=_float,
-                   help=f"time horizon T, K = round(T/alpha) (default {DEFAULT_HORIZON}: 6000 "
-                        "iterates at alpha = 1e-3)")
-    p.add_argument("--delta", type=_float, default=1.0,
-                   help="initial layer excluded from episodes and the PL fit (default 1)")
-    p.add_argument("--fstar", type=_float, default=None,
-                   help="f* (default: the landscape's known minimum)")
-    p.add_argument("--pl", action="store_true", help="run the PL bound check")
-    add_output_options(p)
+class LyapunovStudy(Study):
+    command = "lyapunov"
+    help = "energy (Lyapunov) monitors along trajectories and the PL bound check"
 
+    def add_options(self, p) -> None:
+        add_problem_options(p, models_default=["adam", "adam-flow2"], alpha_required=False)
+        p.set_defaults(landscape="rosenbrock1d(c=0)", alpha=[1e-3])
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--steps", type=_int, help="K steps per lane (flows: horizon K*alpha)")
+        g.add_argument("--horizon", type=_float,
+                       help=f"time horizon T, K = round(T/alpha) (default {DEFAULT_HORIZON}: 6000 "
+                            "iterates at alpha = 1e-3)")
+        p.add_argument("--delta", type=_float, default=1.0,
+                       help="initial layer excluded from episodes and the PL fit (default 1)")
+        p.add_argument("--fstar", type=_float, default=None,
+                       help="f* (default: the landscape's known minimum)")
+        p.add_argument("--pl", action="store_true", help="run the PL bound check")
 
-def main(args) -> int:
-    problem = problem_from_args(args)
-    if args.fstar is not None and not math.isfinite(args.fstar):
-        raise ConfigError(f"fstar must be finite, got {args.fstar}")
-    results = study(problem, steps=args.steps, horizon=args.horizon, delta=args.delta,
-                    pl=args.pl, fstar=args.fstar, quiet=args.quiet)
-    if args.json:
-        write_json(json_lanes(results), args.json)
-    if args.plot:
-        save_figure(figure(results), args.plot)
-    if args.json != "-":
-        for rec in results["lanes"]:
+    def compute(self, args, numerics):
+        problem = problem_from_args(args, schemes=self.schemes)
+        if args.fstar is not None and not math.isfinite(args.fstar):
+            raise ConfigError(f"fstar must be finite, got {args.fstar}")
+        return study(problem, steps=args.steps, horizon=args.horizon, delta=args.delta,
+                     pl=args.pl, fstar=args.fstar, quiet=args.quiet)
+
+    def to_json(self, result):
+        return json_lanes(result)
+
+    def plot(self, result, path) -> None:
+        save_figure(figure(result), path)
+
+    def summary(self, result) -> None:
+        for rec in result["lanes"]:
             ep = rec["episodes"]
             line = (f"{lane_label(rec):<28} rho={_g(rec['rho'])} b1<=sqrt(b2)="
                     f"{rec['stable_b1_le_sqrt_b2']} dV>0 episodes={ep['count']} "
@@ -375,8 +378,11 @@ def main(args) -> int:
                 line += (f" | PL B={pl['B']:.4g} omega={pl['omega']:.4g} A={pl['A']:.4g} "
                          f"violation={pl['violation']:.3g}")
             print(line)
-    return 0
 
 
 def _g(x) -> str:
     return "-" if x is None else f"{x:.4g}"
+
+
+STUDY = LyapunovStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

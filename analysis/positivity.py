@@ -23,18 +23,15 @@ import torch
 
 import landscapes
 from analysis.cli_options import (
-    add_output_options,
     add_problem_options,
     problem_from_args,
 )
 from analysis.lyapunov import run_specs
-from core.output import save_figure, write_json
+from analysis.study import Study
+from core.output import save_figure
 from runner import experiment
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
-
-COMMAND = "positivity"
-HELP = "moment positivity: the sufficient-condition counter and min v along runs"
 
 #: SPEC §6 preset "positivity"
 DEFAULTS = {"landscape": "rosenbrock1d(c=1.5)", "theta0": [[-1.5]], "beta1": 0.5, "beta2": 0.2,
@@ -213,25 +210,30 @@ def figure(results: dict):
 
 # -- CLI ----------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    add_problem_options(p, models_default=DEFAULTS["models"], alpha_required=False)
-    p.set_defaults(**{k: DEFAULTS[k] for k in ("landscape", "theta0", "beta1", "beta2", "alpha",
-                                               "u0")})
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=_int, help=f"K steps per lane (default {DEFAULTS['steps']})")
-    g.add_argument("--horizon", type=_float, help="time horizon T, K = round(T/alpha)")
-    add_output_options(p)
+class PositivityStudy(Study):
+    command = "positivity"
+    help = "moment positivity: the sufficient-condition counter and min v along runs"
 
+    def add_options(self, p) -> None:
+        add_problem_options(p, models_default=DEFAULTS["models"], alpha_required=False)
+        p.set_defaults(**{k: DEFAULTS[k] for k in ("landscape", "theta0", "beta1", "beta2", "alpha",
+                                                   "u0")})
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--steps", type=_int, help=f"K steps per lane (default {DEFAULTS['steps']})")
+        g.add_argument("--horizon", type=_float, help="time horizon T, K = round(T/alpha)")
 
-def main(args) -> int:
-    problem = problem_from_args(args)
-    results = study(problem, steps=args.steps, horizon=args.horizon, quiet=args.quiet)
-    if args.json:
-        write_json(json_lanes(results), args.json)
-    if args.plot:
-        save_figure(figure(results), args.plot)
-    if args.json != "-":
-        for rec in results["lanes"]:
+    def compute(self, args, numerics):
+        problem = problem_from_args(args, schemes=self.schemes)
+        return study(problem, steps=args.steps, horizon=args.horizon, quiet=args.quiet)
+
+    def to_json(self, result):
+        return json_lanes(result)
+
+    def plot(self, result, path) -> None:
+        save_figure(figure(result), path)
+
+    def summary(self, result) -> None:
+        for rec in result["lanes"]:
             if rec["condition_applicable"]:
                 cond = (f"condition holds {rec['condition_holds_count']}/{rec['n_samples']}, "
                         f"first failure s={rec['first_failure_s']}")
@@ -240,4 +242,7 @@ def main(args) -> int:
             mv = "-" if rec["min_v"] is None else f"{rec['min_v']:.4g}"
             mv1 = "-" if rec["min_v_after_start"] is None else f"{rec['min_v_after_start']:.4g}"
             print(f"{_label(rec):<24} min v={mv} (s>0: {mv1}) v<0={rec['v_negative']}  {cond}")
-    return 0
+
+
+STUDY = PositivityStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

@@ -26,24 +26,23 @@ The library functions return plain dicts; :func:`plot_rates` draws from those on
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
 import landscapes
-from analysis.cli_options import add_output_options
+from analysis.study import Study
 from core.errors import ConfigError
 from core.hyper import check_alpha, check_beta
-from core.output import save_figure, write_json
+from core.output import save_figure
 from runner import experiment
+from runner.experiment import Numerics
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
 from runner.registry import get_model
-
-COMMAND = "rates"
-HELP = "fitted exponential / power-law convergence rates vs alpha, beta1 or beta2"
 
 FITS = ("exp", "power", "auto")
 ENVELOPES = ("suffix-max", "none")
@@ -169,13 +168,15 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
                s0: float = 1.0, floor: float = 1e-12, envelope: str = "suffix-max",
                fstar: float | None = None, every: int = 1, device: str = "cpu",
                dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
-               progress: bool = False) -> dict[str, Any]:
+               progress: bool = False, numerics: Numerics | None = None) -> dict[str, Any]:
     """Run every model once over all lanes (alpha x beta1 x beta2 x u0) and fit a rate per lane.
 
     Returns {"rows": [{"model", "u0", "alpha", "beta1", "beta2", "fit", "rate", "r2", "window",
     "n", "status"}], "sweep", "landscape", "fstar", "theta0", "horizon", "steps", "fit_rule"}.
     Hyper-parameters a model does not use are reported as None (e.g. beta1 for gd). The horizon
     defaults to T = 15 (K = round(T/alpha) steps per lane) unless ``steps`` is given.
+    ``numerics`` (scheme, integrator, tolerances, device, dtype) overrides the separate
+    ``device``/``dtype``/``rtol``/``atol`` arguments.
     """
     from tqdm.auto import tqdm
 
@@ -200,12 +201,12 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
     spec = experiment.RunSpec(
         landscape=landscape, models=models, theta0=[theta0], alpha=vals["alpha"],
         beta1=vals["beta1"], beta2=vals["beta2"], eps=[eps], u0=list(u0 or [1.0]),
-        steps=steps, horizon=horizon if steps is None else None, every=every, device=device,
-        dtype=dtype, rtol=rtol, atol=atol)
+        steps=steps, horizon=horizon if steps is None else None, every=every,
+        **dataclasses.asdict(numerics or Numerics(device=device, dtype=dtype, rtol=rtol, atol=atol)))
     experiment.validate(spec)
     rows = []
     for m in tqdm(models, desc="rates", unit="model", disable=not progress):
-        one = experiment.RunSpec(**{**spec.__dict__, "models": [m]})
+        one = spec.replace(models=[m])
         [(info, traj)] = experiment.run(one)
         for b in range(traj.n_lanes):
             n = int(traj.n_out[b])
@@ -268,58 +269,59 @@ def plot_rates(result: dict[str, Any], path: str) -> None:
 
 # -- CLI ---------------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    p.add_argument("--landscape", default="rosenbrock1d(c=0)", help="landscape spec")
-    p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point (comma list)")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
-    p.add_argument("--sweep", choices=SWEEPS, default="alpha", help="swept parameter (x axis)")
-    p.add_argument("--alpha", nargs="+", type=_float, help="step sizes")
-    p.add_argument("--beta1", nargs="+", type=_float, help="beta1 values (default 0.99)")
-    p.add_argument("--beta2", nargs="+", type=_float, help="beta2 values (default 0.999)")
-    p.add_argument("--eps", type=_float, default=1e-8, help="epsilon")
-    p.add_argument("--u0", nargs="+", type=_float, default=[1.0],
-                   help="initial velocities of second-order flows (default 1)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--horizon", type=_float, default=None, help="time horizon T (default 15)")
-    g.add_argument("--steps", type=_int, default=None, help="K steps per lane instead of T")
-    p.add_argument("--fit", choices=FITS, default="auto", help="exp, power or auto (best R^2)")
-    p.add_argument("--s0", type=_float, default=1.0, help="window start (default 1)")
-    p.add_argument("--floor", type=_float, default=1e-12, help="gap floor ending the window")
-    p.add_argument("--envelope", choices=ENVELOPES, default="suffix-max",
-                   help="fit the non-increasing upper envelope (default) or the raw gap")
-    p.add_argument("--fstar", type=_float, default=None, help="f* when not known in closed form")
-    p.add_argument("--every", type=_int, default=1, help="record every N-th step")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64")
-    p.add_argument("--rtol", type=_float, default=None)
-    p.add_argument("--atol", type=_float, default=None)
-    add_output_options(p)
+class RatesStudy(Study):
+    command = "rates"
+    help = "fitted exponential / power-law convergence rates vs alpha, beta1 or beta2"
+    summary_only_without_json = True
 
+    def add_options(self, p) -> None:
+        p.add_argument("--landscape", default="rosenbrock1d(c=0)", help="landscape spec")
+        p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point (comma list)")
+        p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
+        p.add_argument("--sweep", choices=SWEEPS, default="alpha", help="swept parameter (x axis)")
+        p.add_argument("--alpha", nargs="+", type=_float, help="step sizes")
+        p.add_argument("--beta1", nargs="+", type=_float, help="beta1 values (default 0.99)")
+        p.add_argument("--beta2", nargs="+", type=_float, help="beta2 values (default 0.999)")
+        p.add_argument("--eps", type=_float, default=1e-8, help="epsilon")
+        p.add_argument("--u0", nargs="+", type=_float, default=[1.0],
+                       help="initial velocities of second-order flows (default 1)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--horizon", type=_float, default=None, help="time horizon T (default 15)")
+        g.add_argument("--steps", type=_int, default=None, help="K steps per lane instead of T")
+        p.add_argument("--fit", choices=FITS, default="auto", help="exp, power or auto (best R^2)")
+        p.add_argument("--s0", type=_float, default=1.0, help="window start (default 1)")
+        p.add_argument("--floor", type=_float, default=1e-12, help="gap floor ending the window")
+        p.add_argument("--envelope", choices=ENVELOPES, default="suffix-max",
+                       help="fit the non-increasing upper envelope (default) or the raw gap")
+        p.add_argument("--fstar", type=_float, default=None, help="f* when not known in closed form")
+        p.add_argument("--every", type=_int, default=1, help="record every N-th step")
 
-def main(args) -> int:
-    for m in args.models:
-        get_model(m)
-    if args.alpha:
-        check_alpha(args.alpha)
-    for name in ("beta1", "beta2"):
-        if getattr(args, name):
-            check_beta(getattr(args, name), name)
-    result = rate_study(
-        landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
-        beta1=args.beta1, beta2=args.beta2, eps=args.eps, u0=args.u0, sweep=args.sweep,
-        horizon=args.horizon if args.steps is None else None,
-        steps=args.steps, fit=args.fit, s0=args.s0, floor=args.floor, envelope=args.envelope,
-        fstar=args.fstar, every=args.every, device=args.device, dtype=args.dtype,
-        rtol=args.rtol, atol=args.atol, progress=not args.quiet)
-    if args.json:
-        write_json(result, args.json)
-    if args.plot:
-        plot_rates(result, args.plot)
-    if not args.json:
+    def compute(self, args, numerics):
+        for m in args.models:
+            get_model(m)
+        if args.alpha:
+            check_alpha(args.alpha)
+        for name in ("beta1", "beta2"):
+            if getattr(args, name):
+                check_beta(getattr(args, name), name)
+        return rate_study(
+            landscape=args.landscape, models=args.models, theta0=args.theta0, alpha=args.alpha,
+            beta1=args.beta1, beta2=args.beta2, eps=args.eps, u0=args.u0, sweep=args.sweep,
+            horizon=args.horizon if args.steps is None else None,
+            steps=args.steps, fit=args.fit, s0=args.s0, floor=args.floor, envelope=args.envelope,
+            fstar=args.fstar, every=args.every, numerics=numerics, progress=not args.quiet)
+
+    def plot(self, result, path) -> None:
+        plot_rates(result, path)
+
+    def summary(self, result) -> None:
         for r in result["rows"]:
             u = f" u0={r['u0']:g}" if r["u0"] is not None else ""
             rate = "None" if r["rate"] is None else f"{r['rate']:.6g}"
             print(f"{r['model']:<12}{u} alpha={r['alpha']:<8g} beta1={r['beta1']} "
                   f"beta2={r['beta2']} {r['fit']:<5} rate={rate} r2={r['r2']} "
                   f"window={r['window']}")
-    return 0
+
+
+STUDY = RatesStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

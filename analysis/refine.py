@@ -25,6 +25,7 @@ Library: :func:`refine` (plain dict), :func:`plot_refine` (figure from that dict
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import sys
 import time
@@ -34,27 +35,21 @@ import torch
 
 import landscapes
 from analysis.cli_options import (
-    add_output_options,
     add_problem_options,
     problem_from_args,
 )
 from analysis.slopes import fit_groups
+from analysis.study import Study
 from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
-from core.output import save_figure, write_json
+from core.output import save_figure
 from flows.paper_scheme import SUBSTEPS, paper_solve
-from flows.simulate import simulate
+from runner.experiment import Numerics, run_lanes
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.registry import get_model
 
-COMMAND = "refine"
-HELP = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
-
 PROTOCOLS = ("paper", "clean")
-#: "exact": the flows integrated exactly; "paper": the published scheme of arXiv 2602.09101
-#: (flows.paper_scheme; adam-flow1/adam-flow2 only)
-SCHEMES = ("exact", "paper")
 DEFAULT_HORIZON = 10.0
 
 
@@ -98,26 +93,10 @@ def protocol_times(alpha: float, *, protocol: str = "clean", epochs: int | None 
 
 def model_hyper(info, *, alpha: float, beta1: float, beta2: float, eps: float,
                 u0: float | None = None) -> dict[str, float]:
-    """The hyper-parameters ``info`` takes, from the study's (alpha, beta1, beta2, eps, u0).
-
-    RMSProp-type ``beta`` takes beta2 (the second-moment decay), heavy-ball ``momentum`` takes beta1;
-    anything else the model needs falls back to its default.
-    """
-    source = {"alpha": alpha, "beta1": beta1, "beta2": beta2, "eps": eps, "beta": beta2,
-              "momentum": beta1, "u0": 0.0 if u0 is None else u0}
-    out = {}
-    for name, default in info.hyperparameters.items():
-        if name in source:
-            out[name] = float(source[name])
-        elif default is not None:
-            out[name] = float(default)
-        else:
-            raise ConfigError(f"model {info.name} needs hyper-parameter {name!r}")
-    return out
-
-
-def _lane_tensors(hps: list[dict[str, float]], dtype, device) -> dict[str, torch.Tensor]:
-    return {k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device) for k in hps[0]}
+    """The hyper-parameters ``info`` takes, from the study's (alpha, beta1, beta2, eps, u0): each
+    parameter its own value, else its declared ``fallback`` (RMSProp's ``beta`` takes beta2,
+    heavy-ball ``momentum`` beta1), else its default (:meth:`core.method.ModelInfo.study_hyper`)."""
+    return info.study_hyper({"alpha": alpha, "beta1": beta1, "beta2": beta2, "eps": eps, "u0": u0})
 
 
 def _uses_u0(info) -> bool:
@@ -138,19 +117,11 @@ def _setup(problem):
         raise ConfigError("alphas must be distinct")
     if len(problem.theta0) != 1:
         raise ConfigError("give exactly one --theta0 point for this study")
-    if problem.scheme not in SCHEMES:
-        raise ConfigError(f"unknown scheme {problem.scheme!r} (available: {', '.join(SCHEMES)})")
     dtype = resolve_dtype(problem.dtype)
     device = resolve_device(problem.device)
     land = landscapes.parse(problem.landscape)
     land.check_dim(len(problem.theta0[0]))
     return land, dtype, device
-
-
-def _tolerances(problem, dtype) -> tuple[float, float]:
-    rtol, atol = (1e-10, 1e-12) if dtype == torch.float64 else (1e-5, 1e-7)
-    return (problem.rtol if problem.rtol is not None else rtol,
-            problem.atol if problem.atol is not None else atol)
 
 
 def _lane_grid(alpha: float, K: int, T_used: float) -> tuple[list[float], list[int], int]:
@@ -168,41 +139,26 @@ def _lane_grid(alpha: float, K: int, T_used: float) -> tuple[list[float], list[i
 
 
 def run_discrete_reference(info, land, theta0: list[float], alphas: list[float], Ks: list[int], *,
-                           beta1: float, beta2: float, eps: float, dtype, device,
+                           beta1: float, beta2: float, eps: float, numerics: Numerics,
                            bar=None) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
-    """alpha -> (theta (K+1, n), f (K+1,)) of the discrete reference; one batched run per distinct K."""
-    groups: dict[int, list[int]] = {}
-    for i, K in enumerate(Ks):
-        groups.setdefault(K, []).append(i)
-    out = {}
-    for K, idx in groups.items():
-        hps = [model_hyper(info, alpha=alphas[i], beta1=beta1, beta2=beta2, eps=eps) for i in idx]
-        opt = info.cls(**_lane_tensors(hps, dtype, device))
-        th0 = torch.tensor([theta0] * len(idx), dtype=dtype, device=device)
-        traj = opt.run(land, th0, steps=K, every=1)
-        for j, i in enumerate(idx):
-            out[alphas[i]] = (traj.theta[j, :K + 1].cpu(), traj.f[j, :K + 1].cpu())
-        if bar is not None:
-            bar.update(1)
-    return out
+    """alpha -> (theta (K+1, n), f (K+1,)) of the discrete reference: one batched run, each lane
+    stopping after its own K."""
+    lanes = [{"theta0": theta0, **model_hyper(info, alpha=a, beta1=beta1, beta2=beta2, eps=eps)}
+             for a in alphas]
+    traj = run_lanes(info, land, lanes, Ks, numerics=numerics).to("cpu")
+    if bar is not None:
+        bar.update(1)
+    return {a: (traj.theta[i, :K + 1], traj.f[i, :K + 1]) for i, (a, K) in enumerate(zip(alphas, Ks))}
 
 
 def run_flow_lanes(info, land, theta0: list[float], lanes: list[dict[str, float]],
-                   grids: list[list[float]], *, dtype, device, rtol: float, atol: float):
-    """One batched simulate() over ``lanes`` (hyper-parameter dicts) with per-lane output ``grids``.
+                   grids: list[list[float]], *, numerics: Numerics):
+    """One batched exact solve over ``lanes`` (hyper-parameter dicts) with per-lane output ``grids``.
 
     Returns the Trajectory (theta (B, T, n), f (B, T) on the CPU)."""
-
-    B = len(lanes)
-    T = max(len(g) for g in grids)
-    t_out = torch.full((B, T), math.nan, dtype=dtype)
-    for b, g in enumerate(grids):
-        t_out[b, :len(g)] = torch.tensor(g, dtype=dtype)
-    n_out = torch.tensor([len(g) for g in grids], dtype=torch.long, device=device)
-    hp = _lane_tensors(lanes, dtype, device)
-    flow = info.cls(land, n_lanes=B, dtype=dtype, device=device, **hp)
-    th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
-    traj = simulate(flow, th0, t_out.to(device), n_out, rtol=rtol, atol=atol)
+    lanes = [{"theta0": theta0, **ln} for ln in lanes]
+    traj = run_lanes(info, land, lanes, [0] * len(lanes), grids=grids,
+                     numerics=dataclasses.replace(numerics, scheme="exact"))
     return traj.to("cpu")
 
 
@@ -252,15 +208,15 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                             horizon=horizon) for i, a in enumerate(alphas)]
     Ks = [K for _, K in times]
     theta0 = [float(x) for x in problem.theta0[0]]
-    rtol, atol = _tolerances(problem, dtype)
+    numerics = problem.numerics
 
     started = time.perf_counter()
     n_groups = len(set(Ks))
     bar = _progress(n_groups + len(infos), progress, "refine")
     try:
         disc = run_discrete_reference(ref, land, theta0, alphas, Ks, beta1=problem.beta1,
-                                      beta2=problem.beta2, eps=problem.eps, dtype=dtype,
-                                      device=device, bar=bar)
+                                      beta2=problem.beta2, eps=problem.eps,
+                                      numerics=numerics, bar=bar)
         rows: list[dict[str, Any]] = []
         for info in infos:
             lane_u0 = u0s if _uses_u0(info) else [None]
@@ -279,8 +235,7 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                                              beta2=problem.beta2, eps=problem.eps, u0=u))
                     meta.append((a, u, T_used, K, krows, trow))
                     grids.append(grid)
-            traj = run_flow_lanes(info, land, theta0, lanes, grids, dtype=dtype, device=device,
-                                  rtol=rtol, atol=atol)
+            traj = run_flow_lanes(info, land, theta0, lanes, grids, numerics=numerics)
             for b, (a, u, T_used, K, krows, trow) in enumerate(meta):
                 th_d, f_d = disc[a]
                 kr = torch.tensor(krows)
@@ -319,8 +274,7 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
     from scipy.interpolate import CubicSpline
 
 
-    if info.name not in ("adam-flow1", "adam-flow2"):
-        raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
+    info.check_scheme("paper")
     rows = []
     for i, a in enumerate(alphas):
         T_used, K = times[i]
@@ -331,7 +285,9 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
         hps = [model_hyper(info, alpha=a, beta1=problem.beta1, beta2=problem.beta2, eps=problem.eps,
                            u0=u) for u in lane_u0]
         B = len(hps)
-        flow = info.cls(land, n_lanes=B, dtype=dtype, device=device, **_lane_tensors(hps, dtype, device))
+        flow = info.cls(land, n_lanes=B, dtype=dtype, device=device,
+                        **{k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device)
+                           for k in hps[0]})
         th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
         sol = paper_solve(flow, th0, N)
         s_grid = sol.s[0].cpu().numpy()
@@ -403,16 +359,34 @@ def plot_refine(result: dict[str, Any], path: str) -> None:
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    add_problem_options(p, models_default=["adam-flow1", "adam-flow2"])
-    p.add_argument("--epochs", nargs="+", type=_int, default=None,
-                   help="discrete rows per alpha (one per alpha; paper protocol)")
-    p.add_argument("--horizon", type=_float, default=None,
-                   help="time horizon T (default 10 with --epochs)")
-    p.add_argument("--reference", default="adam",
-                   help="discrete method compared against (default adam)")
-    p.add_argument("--protocol", default="clean", help="error protocol: paper or clean (default)")
-    add_output_options(p)
+class RefineStudy(Study):
+    command = "refine"
+    help = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
+
+    def add_options(self, p) -> None:
+        add_problem_options(p, models_default=["adam-flow1", "adam-flow2"])
+        p.add_argument("--epochs", nargs="+", type=_int, default=None,
+                       help="discrete rows per alpha (one per alpha; paper protocol)")
+        p.add_argument("--horizon", type=_float, default=None,
+                       help="time horizon T (default 10 with --epochs)")
+        p.add_argument("--reference", default="adam",
+                       help="discrete method compared against (default adam)")
+        p.add_argument("--protocol", default="clean",
+                       help="error protocol: paper or clean (default)")
+
+    def compute(self, args, numerics):
+        if args.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {args.protocol!r} "
+                              f"(choose from: {', '.join(PROTOCOLS)})")
+        problem = problem_from_args(args, schemes=self.schemes)
+        return refine(problem, protocol=args.protocol, epochs=args.epochs, horizon=args.horizon,
+                      reference=args.reference, progress=not args.quiet)
+
+    def plot(self, result, path) -> None:
+        plot_refine(result, path)
+
+    def summary(self, result) -> None:
+        _print_table(result)
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -431,16 +405,5 @@ def _print_table(result: dict[str, Any]) -> None:
               f"p_f={p(s['p_f'])}  p_sup={p(s['p_sup'])}")
 
 
-def main(args) -> int:
-    if args.protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {args.protocol!r} (choose from: {', '.join(PROTOCOLS)})")
-    problem = problem_from_args(args)
-    result = refine(problem, protocol=args.protocol, epochs=args.epochs, horizon=args.horizon,
-                    reference=args.reference, progress=not args.quiet)
-    if args.json:
-        write_json(result, args.json)
-    if args.plot:
-        plot_refine(result, args.plot)
-    if args.json != "-":
-        _print_table(result)
-    return 0
+STUDY = RefineStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

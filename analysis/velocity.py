@@ -22,32 +22,27 @@ from typing import Any
 import torch
 
 from analysis.cli_options import (
-    add_output_options,
     add_problem_options,
     problem_from_args,
 )
 from analysis.refine import (
     DEFAULT_HORIZON,
     _f,
-    _lane_tensors,
     _norm,
     _progress,
     _setup,
-    _tolerances,
     model_hyper,
     run_flow_lanes,
 )
 from analysis.slopes import fit_groups
+from analysis.study import Study
 from core.errors import ConfigError
-from core.output import save_figure, write_json
+from core.output import save_figure
 from flows.paper_scheme import SUBSTEPS, paper_solve
 from flows.simulate import output_indices
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.registry import get_model
-
-COMMAND = "velocity"
-HELP = "velocity independence of second-order flows: sup |theta_u0 - theta_0| on [delta, T] vs alpha"
 
 
 def horizon_for(alpha: float, *, epochs: int | None = None, horizon: float | None = None
@@ -110,7 +105,6 @@ def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,
         if delta > T:
             raise ConfigError(f"delta {delta:g} exceeds the horizon {T:g} of alpha={a:g}")
     theta0 = [float(x) for x in problem.theta0[0]]
-    rtol, atol = _tolerances(problem, dtype)
 
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -132,8 +126,7 @@ def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,
                                              beta2=problem.beta2, eps=problem.eps, u0=u))
                     grids.append(grid)
                     meta.append((i, u))
-            traj = run_flow_lanes(info, land, theta0, lanes, grids, dtype=dtype, device=device,
-                                  rtol=rtol, atol=atol)
+            traj = run_flow_lanes(info, land, theta0, lanes, grids, numerics=problem.numerics)
             base = {i: b for b, (i, u) in enumerate(meta) if u == 0.0}
             for b, (i, u) in enumerate(meta):
                 if u not in u0s:
@@ -173,8 +166,7 @@ def _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, *, every, delta
     s = k alpha (k on the same ``every`` grid as the exact study) in [delta, T].
     """
 
-    if info.name not in ("adam-flow1", "adam-flow2"):
-        raise ConfigError(f"the paper scheme applies to adam-flow1 and adam-flow2, not {info.name!r}")
+    info.check_scheme("paper")
     rows = []
     for i, a in enumerate(alphas):
         T, K = times[i]
@@ -182,7 +174,8 @@ def _paper_rows(info, land, theta0, alphas, times, lane_u0, u0s, *, every, delta
                            eps=problem.eps, u0=u) for u in lane_u0]
         B = len(hps)
         flow = info.cls(land, n_lanes=B, dtype=dtype, device=device,
-                        **_lane_tensors(hps, dtype, device))
+                        **{k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device)
+                           for k in hps[0]})
         th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
         sol = paper_solve(flow, th0, SUBSTEPS * K + 1)
         ks = list(output_indices(K, every))
@@ -248,16 +241,30 @@ def plot_velocity(result: dict[str, Any], path: str) -> None:
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def add_arguments(p) -> None:
-    add_problem_options(p, models_default=["adam-flow2"])
-    p.set_defaults(u0=[-1.0, 1.0, 2.0])
-    p.add_argument("--delta", type=_float, default=1.0,
-                   help="start of the sup window [delta, T] (default 1)")
-    p.add_argument("--horizon", type=_float, default=None, help="time horizon T (default 10)")
-    p.add_argument("--epochs", nargs="+", type=_int, default=None,
-                   help="per-alpha epochs: T = min(T, (epochs-1) alpha)")
-    p.add_argument("--every", type=_int, default=1, help="sample every N-th step of alpha")
-    add_output_options(p)
+class VelocityStudy(Study):
+    command = "velocity"
+    help = "velocity independence of second-order flows: sup |theta_u0 - theta_0| on [delta, T] vs alpha"
+
+    def add_options(self, p) -> None:
+        add_problem_options(p, models_default=["adam-flow2"])
+        p.set_defaults(u0=[-1.0, 1.0, 2.0])
+        p.add_argument("--delta", type=_float, default=1.0,
+                       help="start of the sup window [delta, T] (default 1)")
+        p.add_argument("--horizon", type=_float, default=None, help="time horizon T (default 10)")
+        p.add_argument("--epochs", nargs="+", type=_int, default=None,
+                       help="per-alpha epochs: T = min(T, (epochs-1) alpha)")
+        p.add_argument("--every", type=_int, default=1, help="sample every N-th step of alpha")
+
+    def compute(self, args, numerics):
+        problem = problem_from_args(args, schemes=self.schemes)
+        return velocity(problem, delta=args.delta, horizon=args.horizon, epochs=args.epochs,
+                        every=args.every, progress=not args.quiet)
+
+    def plot(self, result, path) -> None:
+        plot_velocity(result, path)
+
+    def summary(self, result) -> None:
+        _print_table(result)
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -273,14 +280,5 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"  {s['model']} u0={s['u0']:g}  p_theta={p(s['p_theta'])} CI {ci}  p_f={p(s['p_f'])}")
 
 
-def main(args) -> int:
-    problem = problem_from_args(args)
-    result = velocity(problem, delta=args.delta, horizon=args.horizon, epochs=args.epochs,
-                      every=args.every, progress=not args.quiet)
-    if args.json:
-        write_json(result, args.json)
-    if args.plot:
-        plot_velocity(result, args.plot)
-    if args.json != "-":
-        _print_table(result)
-    return 0
+STUDY = VelocityStudy()
+COMMAND, HELP, add_arguments, main = STUDY.command, STUDY.help, STUDY.add_arguments, STUDY.main

@@ -42,6 +42,10 @@ import torch
 from core.errors import ConfigError
 from core.grid import output_indices as sample_indices
 from core.hyper import LaneValue, lane_tensor
+from core.method import ALPHA, HyperParam
+from core.method import checks as method_checks
+from core.method import defaults as method_defaults
+from core.oracle import Oracle
 from core.threading_policy import small_batch_threads
 from core.trajectory import Status, Trajectory, diverged_mask
 
@@ -81,12 +85,24 @@ class DiscreteOptimizer:
     name: ClassVar[str] = ""
     #: one-line description shown by the CLI
     description: ClassVar[str] = ""
-    #: ordered mapping hyper-parameter name -> default (None: required)
+    #: the hyper-parameters, declared once (:class:`core.method.HyperParam`: default, check, CLI
+    #: flag, help); ``hyperparameters`` and ``checks`` are derived from it
+    hyper: ClassVar[tuple[HyperParam, ...]] = (ALPHA,)
+    #: derived: ordered mapping hyper-parameter name -> default (None: required)
     hyperparameters: ClassVar[dict[str, float | None]] = {"alpha": None}
-    #: validator per hyper-parameter (``core.hyper.check_*``), called as check(value, name)
+    #: derived: validator per hyper-parameter, called as check(value, name)
     checks: ClassVar[dict[str, Callable[[LaneValue, str], None]]] = {}
     #: names of the (B, n) moment tensors in the state, reported as Trajectory extras
     moment_names: ClassVar[tuple[str, ...]] = ()
+    #: derived: what a run records besides theta and f (= moment_names)
+    records: ClassVar[tuple[str, ...]] = ()
+    signed_records: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hyperparameters = method_defaults(cls.hyper)
+        cls.checks = method_checks(cls.hyper)
+        cls.records = tuple(cls.moment_names)
 
     #: floating-point evaluation order: "spec" evaluates the SPEC §2 formulas literally
     #: (left to right, as written); "torch" replays torch.optim's kernels bit for bit.
@@ -111,12 +127,12 @@ class DiscreteOptimizer:
             if check is not None:
                 check(val, key)
             values[key] = val
-        self.hyper: dict[str, LaneValue] = values
+        self.values: dict[str, LaneValue] = values
 
     # ------------------------------------------------------------------ state
     def lane_hyper(self, B: int, device: torch.device | str) -> dict[str, torch.Tensor]:
         """Hyper-parameters as (B,) float64 tensors on ``device`` (validated at construction)."""
-        return {k: lane_tensor(v, B, torch.float64, device) for k, v in self.hyper.items()}
+        return {k: lane_tensor(v, B, torch.float64, device) for k, v in self.values.items()}
 
     def _prepare_hyper(self, h64: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, Any]:
         """Derived per-lane constants used by :meth:`step` (subclasses extend). Keeps ``h64``."""
@@ -142,17 +158,19 @@ class DiscreteOptimizer:
         return state
 
     def step(self, state: dict[str, Any], k: int, grad: torch.Tensor,
-             value: torch.Tensor | None = None) -> dict[str, Any]:
+             value: torch.Tensor | None = None, oracle: Oracle | None = None) -> dict[str, Any]:
         """One update of every lane; returns the new state (the input state is not modified).
 
         ``k`` is the 1-based global update index, ``grad`` = grad f(theta_{k-1}) (B, n) and
-        ``value`` = f(theta_{k-1}) (B,) (unused by the classical methods). Per-lane bias corrections
-        use ``state["count"]``, not ``k``.
+        ``value`` = f(theta_{k-1}) (B,) (unused by the classical methods). ``oracle``
+        (:class:`core.oracle.Oracle`) gives the loss, gradient and HVP at any other point, for
+        closure-style methods (line searches, secant jumps, Newton-type steps); its evaluations are
+        counted in the run's stats. Per-lane bias corrections use ``state["count"]``, not ``k``.
         """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ run
-    def run(self, landscape, theta0: torch.Tensor, steps: int, every: int = 1,
+    def run(self, landscape, theta0: torch.Tensor, steps, every: int = 1,
             record_moments: bool = True) -> Trajectory:
         """See :meth:`_run`; small CPU batches run with one intra-op thread."""
         if not isinstance(theta0, torch.Tensor):
@@ -160,32 +178,66 @@ class DiscreteOptimizer:
         with small_batch_threads(theta0):
             return self._run(landscape, theta0, steps, every, record_moments)
 
-    def _run(self, landscape, theta0: torch.Tensor, steps: int, every: int = 1,
+    @staticmethod
+    def _lane_steps(steps, B: int) -> list[int]:
+        vals = steps.tolist() if isinstance(steps, torch.Tensor) else steps
+        vals = [vals] * B if isinstance(vals, int) and not isinstance(vals, bool) else list(vals)
+        if len(vals) != B:
+            raise ConfigError(f"steps has {len(vals)} values for {B} lanes")
+        for v in vals:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"steps must be an integer >= 0, got {v!r}")
+        return vals
+
+    def _run(self, landscape, theta0: torch.Tensor, steps, every: int = 1,
              record_moments: bool = True) -> Trajectory:
         """Run ``steps`` updates on all lanes and record every ``every``-th iterate.
 
-        Samples are taken at k = 0, every, 2*every, ... and always at k = steps; ``t = k * alpha``.
-        Only the sampled rows are stored. A lane whose iterate becomes NaN/inf or exceeds
-        :data:`core.trajectory.DIVERGENCE_BOUND` at update k_div is marked
+        ``steps`` is one count for every lane or one per lane (K_b): lane b stops after K_b updates
+        (its state is frozen; the other lanes go on bit for bit as if alone). Lane b is sampled at
+        k = 0, every, 2*every, ... and always at k = K_b; ``t = k * alpha``; rows past a lane's last
+        sample are NaN. Only the sampled rows are stored. A lane whose iterate becomes NaN/inf or
+        exceeds :data:`core.trajectory.DIVERGENCE_BOUND` at update k_div is marked
         ``Status.DIVERGED`` with ``diverged_at = k_div * alpha``; its state is frozen at
         theta_{k_div-1} (other lanes are unaffected, bit for bit) and its samples with
         k >= k_div are NaN, so ``n_out`` counts the samples with k < k_div.
-        ``stats["steps"]`` is the number of updates applied (k_div - 1 for a diverged lane).
+        ``stats["steps"]`` is the number of updates applied (k_div - 1 for a diverged lane);
+        ``stats["oracle_value"]``, ``["oracle_grad"]``, ``["oracle_hvp"]`` count the evaluations the
+        method made (per lane: batched calls made while the lane was running).
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ConfigError(f"steps must be an integer >= 0, got {steps!r}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ConfigError(f"every must be an integer >= 1, got {every!r}")
+        if not isinstance(theta0, torch.Tensor) or theta0.dim() != 2:
+            raise ConfigError("theta0 must be a (B, n) tensor")
+        Ks = self._lane_steps(steps, theta0.shape[0])
         state = self.init_state(theta0)
         theta = state["theta"]
         B, n = theta.shape
         dtype, device = theta.dtype, theta.device
         h64 = state["hyper"]["h64"]
         alpha64 = h64["alpha"]
+        K_max = max(Ks) if Ks else 0
+        uniform = len(set(Ks)) <= 1
 
-        ks = sample_indices(steps, every)
-        row_of = {k: j for j, k in enumerate(ks)}
-        T = len(ks)
+        lane_ks = [sample_indices(K, every) for K in Ks]
+        T = max((len(r) for r in lane_ks), default=1)
+        # recording plan: k -> (lanes, rows); one shared column when every lane samples k at row j
+        plan: dict[int, tuple[torch.Tensor | None, torch.Tensor | int]] = {}
+        if uniform:
+            for j, k in enumerate(sample_indices(K_max, every)):
+                plan[k] = (None, j)
+        else:
+            at: dict[int, list[tuple[int, int]]] = {}
+            for b, r in enumerate(lane_ks):
+                for j, k in enumerate(r):
+                    at.setdefault(k, []).append((b, j))
+            for k, pairs in at.items():
+                lanes = torch.tensor([b for b, _ in pairs], dtype=torch.long, device=device)
+                rows = torch.tensor([j for _, j in pairs], dtype=torch.long, device=device)
+                if len(pairs) == B and bool((rows == rows[0]).all()):
+                    plan[k] = (None, int(rows[0]))
+                else:
+                    plan[k] = (lanes, rows)
         nan = float("nan")
         out_theta = torch.full((B, T, n), nan, dtype=dtype, device=device)
         out_f = torch.full((B, T), nan, dtype=dtype, device=device)
@@ -193,50 +245,76 @@ class DiscreteOptimizer:
         out_mom = {name: torch.full((B, T, n), nan, dtype=dtype, device=device) for name in names}
 
         alive = ~diverged_mask(theta)
-        sentinel = steps + 1
-        k_div = torch.where(alive, sentinel, 0).to(device=device, dtype=torch.long)
+        Kt = torch.tensor(Ks, dtype=torch.long, device=device)
+        k_div = torch.where(alive, Kt + 1, 0).to(device=device, dtype=torch.long)
         nan_t = torch.tensor(nan, dtype=dtype, device=device)
+        oracle = Oracle(landscape)
+        extra = {kind: torch.zeros(B, dtype=torch.long, device=device) for kind in Oracle.KINDS}
 
-        def record(j: int, st: dict[str, Any], f: torch.Tensor) -> None:
-            a2 = alive.unsqueeze(-1)
-            out_theta[:, j] = torch.where(a2, st["theta"], nan_t)
-            out_f[:, j] = torch.where(alive, f, nan_t)
+        def record(k: int, st: dict[str, Any], f: torch.Tensor) -> None:
+            lanes, j = plan[k]
+            if lanes is None:
+                a2 = alive.unsqueeze(-1)
+                out_theta[:, j] = torch.where(a2, st["theta"], nan_t)
+                out_f[:, j] = torch.where(alive, f, nan_t)
+                for name in names:
+                    out_mom[name][:, j] = torch.where(a2, st[name], nan_t)
+                return
+            al = alive[lanes]
+            a2 = al.unsqueeze(-1)
+            out_theta[lanes, j] = torch.where(a2, st["theta"][lanes], nan_t)
+            out_f[lanes, j] = torch.where(al, f[lanes], nan_t)
             for name in names:
-                out_mom[name][:, j] = torch.where(a2, st[name], nan_t)
+                out_mom[name][lanes, j] = torch.where(a2, st[name][lanes], nan_t)
 
         done = True
-        for k in range(1, steps + 1):
-            f, g = landscape.value_and_grad(state["theta"])
-            if k - 1 in row_of:
-                record(row_of[k - 1], state, f)
-            new = self.step(state, k, g, f)
-            bad = alive & diverged_mask(new["theta"])
+        for k in range(1, K_max + 1):
+            f, g = oracle.value_and_grad(state["theta"])
+            before = dict(oracle.counts)
+            if k - 1 in plan:
+                # a lane's last sample (k - 1 = K_b < K_max) takes f from `value`, as at the end
+                record(k - 1, state, f if uniform or k - 1 not in Ks else
+                       torch.where(Kt == k - 1, landscape.value(state["theta"]), f))
+            new = self.step(state, k, g, f, oracle)
+            running = alive if uniform else alive & (Kt >= k)
+            for kind in Oracle.KINDS:       # evaluations the step made beyond g_k and f_k
+                if oracle.counts[kind] != before[kind]:
+                    extra[kind] += running.long() * (oracle.counts[kind] - before[kind])
+            bad = running & diverged_mask(new["theta"])
             k_div = torch.where(bad, k, k_div)
             alive = alive & ~bad
-            state = self._select(alive, new, state, B)
-            if k % EARLY_STOP_CHECK == 0 and not bool(alive.any()):
-                done = False
+            state = self._select(running & ~bad, new, state, B)
+            if k % EARLY_STOP_CHECK == 0 and not bool((alive & (Kt >= k)).any()):
+                done = False      # every lane that still had steps to do has diverged
                 break
-        if done:
+        if done and K_max in plan:
             f = landscape.value(state["theta"])
-            record(row_of[steps], state, f)
+            record(K_max, state, f)
 
-        ks_t = torch.tensor(ks, dtype=torch.long, device=device)
-        n_out = (ks_t.unsqueeze(0) < k_div.unsqueeze(1)).sum(dim=1)
-        diverged = k_div <= steps
-        valid = ks_t.unsqueeze(0) < k_div.unsqueeze(1)
-        t = torch.where(valid, (ks_t.to(torch.float64).unsqueeze(0) * alpha64.unsqueeze(1)).to(dtype),
-                        nan_t)
+        k_rows = torch.full((B, T), -1, dtype=torch.long)
+        for b, r in enumerate(lane_ks):
+            k_rows[b, :len(r)] = torch.tensor(r, dtype=torch.long)
+        k_rows = k_rows.to(device)
+        valid = (k_rows >= 0) & (k_rows < k_div.unsqueeze(1))
+        n_out = valid.sum(dim=1)
+        diverged = k_div <= Kt
+        t = torch.where(valid, (k_rows.to(torch.float64) * alpha64.unsqueeze(1)).to(dtype), nan_t)
         diverged_at = torch.where(diverged, (k_div.to(torch.float64) * alpha64).to(dtype), nan_t)
-        status = torch.where(diverged, int(Status.DIVERGED), int(Status.OK)).to(torch.long)
-        steps_done = torch.where(diverged, (k_div - 1).clamp(min=0),
-                                 torch.full_like(k_div, steps))
+        status = torch.where(diverged, Status.DIVERGED, Status.OK).to(torch.long)
+        steps_done = torch.where(diverged, (k_div - 1).clamp(min=0), Kt)
         params = {key: [float(x) for x in val.cpu().tolist()] for key, val in h64.items()}
         spec = landscape.spec() if hasattr(landscape, "spec") else repr(landscape)
+        stats = {"steps": steps_done}
+        # g_k and f_k once per attempted update (the diverging one included), plus the extras
+        attempted = torch.where(diverged, k_div, Kt)
+        stats["oracle_value"] = attempted + extra["value"]
+        stats["oracle_grad"] = attempted + extra["grad"]
+        stats["oracle_hvp"] = extra["hvp"]
         return Trajectory(
             t=t, theta=out_theta, f=out_f, status=status, diverged_at=diverged_at, n_out=n_out,
-            extras=out_mom, params=params, stats={"steps": steps_done},
-            meta={"model": self.name, "landscape": spec, "steps": steps, "every": every},
+            extras=out_mom, params=params, stats=stats,
+            meta={"model": self.name, "landscape": spec, "steps": K_max if uniform else Ks,
+                  "every": every},
         )
 
     @staticmethod
@@ -254,5 +332,5 @@ class DiscreteOptimizer:
         return out
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"{type(self).__name__}({args})"

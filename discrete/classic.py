@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from core.hyper import check_alpha, check_beta, check_eps
+from core.method import ALPHA, BETA, BETA1, BETA2, EPS, MOMENTUM
 
 from .base import DiscreteOptimizer, col, lane_pow
 
@@ -28,8 +28,7 @@ class GD(DiscreteOptimizer):
 
     name = "gd"
     description = "gradient descent theta <- theta - alpha g"
-    hyperparameters = {"alpha": None}
-    checks = {"alpha": check_alpha}
+    hyper = (ALPHA,)
     moment_names = ()
 
     def _prepare_hyper(self, h64, dtype):
@@ -37,7 +36,7 @@ class GD(DiscreteOptimizer):
         h["neg_alpha"] = col(-h64["alpha"], dtype)
         return h
 
-    def step(self, state, k, grad, value=None):
+    def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         new = dict(state)
         if self.arithmetic == "spec":
@@ -58,8 +57,7 @@ class HeavyBall(DiscreteOptimizer):
 
     name = "heavyball"
     description = "heavy ball (torch SGD momentum) b <- mu b + g, theta <- theta - alpha b"
-    hyperparameters = {"alpha": None, "momentum": 0.9}
-    checks = {"alpha": check_alpha, "momentum": check_beta}
+    hyper = (ALPHA, MOMENTUM)
     moment_names = ("m",)
 
     def _prepare_hyper(self, h64, dtype):
@@ -68,7 +66,7 @@ class HeavyBall(DiscreteOptimizer):
         h["mu"] = col(h64["momentum"], dtype)
         return h
 
-    def step(self, state, k, grad, value=None):
+    def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         first = (state["count"] == 0).unsqueeze(-1)
         buf = torch.where(first, grad, state["m"] * h["mu"] + grad)
@@ -97,8 +95,7 @@ class Adam(DiscreteOptimizer):
 
     name = "adam"
     description = "Adam with bias correction (SPEC formula; torch.optim.Adam-exact with arithmetic=\"torch\")"
-    hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-    checks = {"alpha": check_alpha, "beta1": check_beta, "beta2": check_beta, "eps": check_eps}
+    hyper = (ALPHA, BETA1, BETA2, EPS)
     moment_names = ("m", "v")
 
     def _prepare_hyper(self, h64, dtype):
@@ -111,7 +108,7 @@ class Adam(DiscreteOptimizer):
         h["half"] = torch.full_like(h64["beta2"], 0.5)
         return h
 
-    def step(self, state, k, grad, value=None):
+    def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         h64, dtype = h["h64"], h["dtype"]
         count = state["count"] + 1
@@ -147,8 +144,7 @@ class RMSProp(DiscreteOptimizer):
 
     name = "rmsprop"
     description = "RMSProp v <- b v + (1-b) g^2, theta <- theta - alpha g/(sqrt v + eps)"
-    hyperparameters = {"alpha": None, "beta": 0.99, "eps": 1e-8}
-    checks = {"alpha": check_alpha, "beta": check_beta, "eps": check_eps}
+    hyper = (ALPHA, BETA, EPS)
     moment_names = ("v",)
 
     def _prepare_hyper(self, h64, dtype):
@@ -159,7 +155,7 @@ class RMSProp(DiscreteOptimizer):
         h["eps"] = col(h64["eps"], dtype)
         return h
 
-    def step(self, state, k, grad, value=None):
+    def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         if self.arithmetic == "spec":
             v = h["b"] * state["v"] + h["omb"] * (grad * grad)
@@ -187,8 +183,7 @@ class AdaGrad(DiscreteOptimizer):
 
     name = "adagrad"
     description = "AdaGrad G <- G + g^2, theta <- theta - alpha g/(sqrt G + eps)"
-    hyperparameters = {"alpha": None, "eps": 1e-8}
-    checks = {"alpha": check_alpha, "eps": check_eps}
+    hyper = (ALPHA, EPS)
     moment_names = ("v",)
 
     def _prepare_hyper(self, h64, dtype):
@@ -197,7 +192,7 @@ class AdaGrad(DiscreteOptimizer):
         h["eps"] = col(h64["eps"], dtype)
         return h
 
-    def step(self, state, k, grad, value=None):
+    def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         if self.arithmetic == "spec":
             G = state["v"] + grad * grad

@@ -10,11 +10,13 @@ from __future__ import annotations
 from core.errors import ConfigError
 from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
 
-_FLOW_NAMES = ("adam-flow1", "adam-flow2", "rmsprop-flow", "adagrad-flow")
+#: the built-in flows, in listing order: adding a flow is one module plus one entry here
+#: (:mod:`runner.registry` pairs each with the discrete optimizer named by its ``method``)
+FLOWS: tuple[type, ...] = (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow)
 
 
 def registry() -> dict:
-    return {c.name: c for c in (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow)}
+    return {c.name: c for c in FLOWS}
 
 
 def get(name: str):

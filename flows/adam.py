@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from core.hyper import check_alpha, check_beta, check_eps, check_finite, lane_tensor
+from core.method import ALPHA, BETA, BETA1, BETA2, EPS, U0
 from flows.kernels import FirstOrderKernel, Realization, SecondOrderKernel
 from flows.semilinear import SemilinearFlow
 from landscapes.base import Landscape
@@ -264,7 +265,10 @@ class AdamFlow1(_KernelAdamFlow):
     """First-order nonlocal Adam flow: theta' = -A(s), m' = lam1 (g - m), v' = lam2 (g^2 - v)."""
 
     name = "adam-flow1"
-    hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    method = "adam"
+    hyper = (ALPHA, BETA1, BETA2, EPS)
+    schemes = ("exact", "paper", "paper2024")
+    records = ("m", "v")
     description = "first-order nonlocal Adam flow (Heredia 2024), kernel K1, exact local form"
 
 
@@ -283,7 +287,11 @@ class AdamFlow2(_KernelAdamFlow):
     v_names = ("v", "dv")
 
     name = "adam-flow2"
-    hyperparameters = {"alpha": None, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "u0": 0.0}
+    method = "adam"
+    hyper = (ALPHA, BETA1, BETA2, EPS, U0)
+    schemes = ("exact", "paper")
+    records = ("m", "v", "u")
+    signed_records = ("v",)
     description = "second-order inertial nonlocal Adam model (Heredia 2026), kernel lam*K2, u0"
 
 
@@ -359,7 +367,10 @@ class RMSPropFlow(_AccumulatorFlow):
     """theta' = -g/(sqrt(v)+eps), v' = lam (g^2 - v), lam = (1-beta)/alpha, v(0) = (1-beta) g0^2."""
 
     name = "rmsprop-flow"
-    hyperparameters = {"alpha": None, "beta": 0.99, "eps": 1e-8}
+    method = "rmsprop"
+    hyper = (ALPHA, BETA, EPS)
+    schemes = ("exact", "paper2024")
+    records = ("v",)
     description = "nonlocal RMSProp flow (Heredia 2024), kernel K1, v(0) = (1-beta) g(theta0)^2"
 
     def __init__(self, landscape: Landscape, *, alpha, beta=0.99, eps=1e-8, n_lanes: int,
@@ -380,7 +391,10 @@ class AdaGradFlow(_AccumulatorFlow):
     """theta' = -g/(sqrt(G)+eps), G' = g^2/alpha, G(0) = g(theta0)^2 (constant kernel)."""
 
     name = "adagrad-flow"
-    hyperparameters = {"alpha": None, "eps": 1e-8}
+    method = "adagrad"
+    hyper = (ALPHA, EPS)
+    schemes = ("exact", "paper2024")
+    records = ("v",)
     description = "nonlocal AdaGrad flow (Heredia 2024), constant kernel, G(0) = g(theta0)^2"
 
     def __init__(self, landscape: Landscape, *, alpha, eps=1e-8, n_lanes: int,

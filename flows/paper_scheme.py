@@ -244,7 +244,7 @@ def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int
     return Trajectory(
         t=t, theta=theta, f=f, status=status, diverged_at=div_at, n_out=first_bad.long(),
         extras=extras, params=dict(params or {}),
-        stats={"sweeps": sol.sweeps, "residual": sol.residual},
+        stats={"sweeps": sol.sweeps, "residual": sol.residual, "converged": sol.converged.long()},
         meta={"model": flow.name, "landscape": flow.landscape.spec(), "scheme": "paper",
               "substeps": substeps, "grid_points": N,
               "history": [hh.tolist() for hh in sol.history], **(meta or {})})

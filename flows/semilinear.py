@@ -20,6 +20,9 @@ import abc
 
 import torch
 
+from core.method import ALPHA, HyperParam
+from core.method import defaults as hyper_defaults
+
 
 def apply_linear(L: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B, d, d) x (B, n, d) -> (B, n, d): the per-coordinate matrix product L y."""
@@ -46,6 +49,24 @@ class SemilinearFlow(torch.nn.Module, abc.ABC):
     description: str = ""
     #: names of the d per-coordinate components, in state order (must include "theta")
     components: tuple[str, ...] = ("theta",)
+
+    # -- the method descriptor (core.method): declared once, everything else is generated --------
+    #: hyper-parameters (:class:`core.method.HyperParam`), keyword arguments of the constructor
+    hyper: tuple[HyperParam, ...] = (ALPHA,)
+    #: derived: name -> default (None = required)
+    hyperparameters: dict[str, float | None] = {"alpha": None}
+    #: solution schemes this flow supports ("exact" always; "paper", "paper2024" where they apply)
+    schemes: tuple[str, ...] = ("exact",)
+    #: what a run reports besides theta (keys of :meth:`outputs`)
+    records: tuple[str, ...] = ()
+    #: records that may change sign although they should not (min and a flag are reported)
+    signed_records: tuple[str, ...] = ()
+    #: registry name of the discrete optimizer this flow models (None: none)
+    method: str | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hyperparameters = hyper_defaults(cls.hyper)
 
     @property
     def d(self) -> int:

@@ -1,14 +1,26 @@
-"""Batched runs of several models over the cartesian product of per-lane settings.
+"""The one runner: every run, study and figure turns lanes into trajectories through here.
 
-This is the library behind ``adamflow run``: everything the CLI does is callable from here.
+Two entry points:
 
-Lanes of one model are the product theta0 x (the model's hyper-parameters, in the model's order);
-a value list that the model does not use is ignored for that model. All lanes of a model run as one
-batched computation (discrete lanes with different step counts K are grouped by K). Discrete and
-continuous models share the output indices k (t = k*alpha).
+* :func:`run_lanes` -- one model over explicit lanes (a hyper-parameter dict plus ``theta0`` each)
+  with per-lane step counts K (or explicit per-lane output times for flows), under one
+  :class:`Numerics` (scheme, integrator, tolerances, device, dtype). It owns what every caller used to
+  repeat: discrete lanes with different K run as ONE batch (each lane stops after its own K); exact
+  flows run as one batch with per-lane output grids; schemes that need a common grid (the paper
+  schemes) are grouped by K and the lane order restored; per-lane landscape parameters follow the
+  lanes through every grouping (:meth:`landscapes.base.Landscape.subset`); the default tolerances
+  per dtype; which integrator; the signed-record monitors (``min_v``).
+* :func:`run` -- ``adamflow run``: a :class:`RunSpec` whose per-lane options form, per model, the
+  cartesian product theta0 x (the model's hyper-parameters, in the model's order); an option a
+  model does not take is ignored for that model.
+
+Discrete and continuous models share the output indices k (t = k alpha). Which schemes a flow
+supports, which hyper-parameters a model takes and what it records come from the model's
+descriptor (:mod:`core.method`, collected by :mod:`runner.registry`); nothing here names a model.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -19,41 +31,314 @@ import torch
 import landscapes
 from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
+from core.method import ModelInfo
 from core.trajectory import Trajectory
-from flows.paper_scheme import run_paper_scheme
+from flows.paper_scheme import SUBSTEPS, run_paper_scheme
 from flows.paper_scheme_2024 import run_paper2024
 from flows.simulate import output_grid, simulate
 from flows.solvers import HochbruckOstermann4
-from runner.registry import ModelInfo, get_model
+from runner.registry import get_model, hyper_params, registry
+
+#: exact-mode steppers (``--integrator``):
+#: exprb43 - exponential Rosenbrock, full Jacobian: robust also where the adaptive gain makes the
+#:           flow stiff (small beta2, late in a run); the default
+#: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
+#:           steps on smooth runs, stability-limited where the nonlinear part is stiff
+INTEGRATORS = ("exprb43", "etd4")
+
+#: flow schemes: "exact" (every flow), "paper" (the substep scheme of arXiv 2602.09101,
+#: :mod:`flows.paper_scheme`), "paper2024" (the published fixed-point IDE solver of
+#: arXiv 2411.09734, :mod:`flows.paper_scheme_2024`). Which flow supports which is declared by the
+#: flow (``schemes``); :func:`scheme_models` lists them.
+SCHEME_NAMES = ("exact", "paper", "paper2024")
+
+DEFAULT_TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-7)}
+
+#: ``extra`` options understood by the paper schemes
+PAPER_OPTIONS = ("substeps",)
+PAPER2024_OPTIONS = ("tol", "max_iterations", "nodes")
+
+
+def scheme_models(scheme: str) -> tuple[str, ...]:
+    """The registered flows that support ``scheme``."""
+    return tuple(n for n, info in registry().items() if info.kind == "flow" and scheme in info.schemes)
+
+
+def integrator_kwargs(name: str) -> dict:
+    """Keyword arguments of :func:`flows.solve.solve` selecting the stepper ``name``."""
+    if name == "etd4":
+        return {"solver": HochbruckOstermann4()}
+    return {}
 
 
 @dataclass
-class RunSpec:
-    """What to run. Per-lane options are lists; ``None`` means "the model's default"."""
+class Numerics:
+    """How flows are solved: scheme, exact-mode integrator and tolerances, device and dtype.
 
-    landscape: str
-    models: list[str]
-    theta0: list[list[float]]
-    alpha: list[float]
-    beta1: list[float] | None = None
-    beta2: list[float] | None = None
-    beta: list[float] | None = None
-    momentum: list[float] | None = None
-    eps: list[float] | None = None
-    u0: list[float] | None = None
-    steps: int | None = None
-    horizon: float | None = None
-    every: int = 1
+    ``rtol``/``atol`` None take :data:`DEFAULT_TOLERANCES` of the dtype; ``extra`` holds
+    scheme options (:data:`PAPER_OPTIONS`, :data:`PAPER2024_OPTIONS`).
+    """
+
+    scheme: str = "exact"
+    integrator: str = "exprb43"
+    rtol: float | None = None
+    atol: float | None = None
     device: str = "cpu"
     dtype: str = "float64"
-    scheme: str = "exact"
-    integrator: str = "exprb43"   # exact-mode stepper, see INTEGRATORS
-    rtol: float | None = None     # default: 1e-10 (float64), 1e-5 (float32)
-    atol: float | None = None     # default: 1e-12 (float64), 1e-7 (float32)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def validate(self) -> None:
+        if self.integrator not in INTEGRATORS:
+            raise ConfigError(f"unknown integrator {self.integrator!r} "
+                              f"(choose from: {', '.join(INTEGRATORS)})")
+        if self.scheme not in SCHEME_NAMES:
+            raise ConfigError(f"unknown scheme {self.scheme!r} (available: {', '.join(SCHEME_NAMES)})")
+        for tol, name in ((self.rtol, "rtol"), (self.atol, "atol")):
+            if tol is not None and (not math.isfinite(tol) or tol <= 0):
+                raise ConfigError(f"{name} must be a positive finite number, got {tol}")
+        resolve_dtype(self.dtype)
+        resolve_device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return resolve_dtype(self.dtype)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def tolerances(self, dtype: torch.dtype | None = None) -> tuple[float, float]:
+        rtol, atol = DEFAULT_TOLERANCES[dtype or self.torch_dtype]
+        return (self.rtol if self.rtol is not None else rtol,
+                self.atol if self.atol is not None else atol)
+
+    def solve_kwargs(self, dtype: torch.dtype | None = None) -> dict[str, Any]:
+        rtol, atol = self.tolerances(dtype)
+        return {"rtol": rtol, "atol": atol, **integrator_kwargs(self.integrator)}
+
+
+# -- one model over explicit lanes ------------------------------------------------------------------
+
+def _landscape(land) -> Any:
+    return landscapes.parse(land) if isinstance(land, str) else land
+
+
+def _lane_subset(land, idx: list[int], B: int):
+    """The landscape for lanes ``idx`` of a B-lane run (itself when no parameter is per lane)."""
+    if len(idx) == B and idx == list(range(B)):
+        return land
+    return land.subset(torch.tensor(idx, dtype=torch.long))
+
+
+def _params(info: ModelInfo, lanes: list[dict[str, Any]]) -> dict[str, list]:
+    params: dict[str, list] = {"theta0": [list(ln["theta0"]) for ln in lanes]}
+    for p in info.hyper:
+        params[p.name] = [ln[p.name] for ln in lanes]
+    return params
+
+
+def _hp_tensors(info: ModelInfo, lanes, dtype, device) -> dict[str, torch.Tensor]:
+    return {p.name: torch.tensor([ln[p.name] for ln in lanes], dtype=dtype, device=device)
+            for p in info.hyper}
+
+
+def select_lanes(traj: Trajectory, idx: torch.Tensor) -> Trajectory:
+    """The lanes ``idx`` of ``traj`` (a reordering or a subset), every per-lane field kept aligned."""
+    i = idx.to(traj.theta.device)
+    return Trajectory(
+        t=traj.t[i], theta=traj.theta[i], f=traj.f[i], status=traj.status[i],
+        diverged_at=traj.diverged_at[i], n_out=traj.n_out[i],
+        extras={k: v[i] for k, v in traj.extras.items()},
+        params={k: [v[j] for j in idx.tolist()] for k, v in traj.params.items()},
+        stats={k: v[idx.to(v.device)] for k, v in traj.stats.items()}, meta=dict(traj.meta),
+        **({"events": {k: v[idx.to(v.device)] for k, v in traj.events.items()}}
+           if getattr(traj, "events", None) else {}))
+
+
+def by_group(keys: list, run_group) -> Trajectory:
+    """Run ``run_group(idx)`` per distinct key (lanes with equal key together) and return one
+    Trajectory in the original lane order."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    parts, order = [], []
+    for key, idx in groups.items():
+        parts.append(run_group(key, idx))
+        order += idx
+    if len(parts) == 1:
+        return parts[0]
+    traj = Trajectory.concat(parts)
+    inv = torch.empty(len(order), dtype=torch.long)
+    inv[torch.tensor(order)] = torch.arange(len(order))
+    return select_lanes(traj, inv)
+
+
+def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], steps: list[int], *,
+              every: int = 1, grids: list[list[float]] | None = None,
+              numerics: Numerics | None = None) -> Trajectory:
+    """Run ``model`` on ``lanes`` and return one Trajectory in lane order.
+
+    Args:
+        model: registry name or :class:`core.method.ModelInfo`.
+        landscape: a Landscape or a spec string; per-lane parameters have one value per lane.
+        lanes: per lane ``{"theta0": [...], <hyper-parameter>: value, ...}``; missing
+            hyper-parameters take the model's defaults; every value is checked.
+        steps: K per lane (t = k alpha, k = 0, every, ..., K).
+        every: record every ``every``-th step (the last always).
+        grids: exact flows only: explicit per-lane output times instead of the k alpha grid.
+        numerics: :class:`Numerics` (default: exact scheme, exprb43, default tolerances, CPU float64).
+    """
+    info = model if isinstance(model, ModelInfo) else get_model(model)
+    num = numerics or Numerics()
+    num.validate()
+    info.check_scheme(num.scheme)
+    if len(steps) != len(lanes) or not lanes:
+        raise ConfigError(f"run_lanes: {len(lanes)} lanes but {len(steps)} step counts")
+    dtype, device = num.torch_dtype, num.torch_device
+    land = _landscape(landscape)
+    full = [{"theta0": [float(x) for x in ln["theta0"]], **info.lane_hyper(ln)} for ln in lanes]
+    dims = {len(ln["theta0"]) for ln in full}
+    if len(dims) != 1:
+        raise ConfigError("all theta0 lanes must have the same dimension")
+    land.check_dim(dims.pop())
+    nl = land.n_lanes() if hasattr(land, "n_lanes") else None
+    if nl is not None and nl != len(full):
+        raise ConfigError(f"landscape {land.spec()} has per-lane parameters for {nl} lanes, "
+                          f"but {info.name} runs {len(full)} lanes")
+    Ks = [int(k) for k in steps]
+    if any(k < 0 for k in Ks):
+        raise ConfigError("steps must be >= 0")
+    theta0 = torch.tensor([ln["theta0"] for ln in full], dtype=dtype, device=device)
+    if info.kind == "discrete":
+        if grids is not None:
+            raise ConfigError("explicit output times apply to flows only")
+        opt = info.cls(**_hp_tensors(info, full, dtype, device))
+        traj = opt.run(land, theta0, steps=Ks[0] if len(set(Ks)) == 1 else Ks, every=every)
+        traj.params = _params(info, full)
+    elif num.scheme == "exact":
+        traj = _run_exact(info, land, full, Ks, every, grids, num, theta0)
+    elif grids is not None:
+        raise ConfigError(f"explicit output times need the exact scheme, not {num.scheme!r}")
+    elif num.scheme == "paper":
+        traj = _run_paper(info, land, full, Ks, every, num, theta0)
+    else:
+        traj = _run_paper2024(info, land, full, Ks, every, num)
+    _signed_monitors(info, traj)
+    traj.meta.update({"model": info.name, "landscape": land.spec()})
+    if info.kind == "flow":
+        traj.meta.update({"scheme": num.scheme, "integrator": num.integrator})
+    return traj
+
+
+def _run_exact(info, land, lanes, Ks, every, grids, num, theta0) -> Trajectory:
+    dtype, device = theta0.dtype, theta0.device
+    hp = _hp_tensors(info, lanes, dtype, device)
+    flow = info.cls(land, n_lanes=len(lanes), dtype=dtype, device=device, **hp)
+    if grids is None:
+        t_out, _, n_out = output_grid(hp["alpha"], Ks, every)
+    else:
+        if len(grids) != len(lanes):
+            raise ConfigError(f"{len(grids)} output grids for {len(lanes)} lanes")
+        T = max(len(g) for g in grids)
+        t_out = torch.full((len(grids), T), math.nan, dtype=dtype)
+        for b, g in enumerate(grids):
+            t_out[b, :len(g)] = torch.tensor(g, dtype=dtype)
+        t_out = t_out.to(device)
+        n_out = torch.tensor([len(g) for g in grids], dtype=torch.long, device=device)
+    return simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), **num.solve_kwargs(dtype))
+
+
+def _run_paper(info, land, lanes, Ks, every, num, theta0) -> Trajectory:
+    """Paper scheme: one fixed-point solve per distinct K (grid N = substeps K + 1)."""
+    substeps = int(num.extra.get("substeps", SUBSTEPS))
+    dtype, device = theta0.dtype, theta0.device
+
+    def group(K, idx):
+        sub = [lanes[i] for i in idx]
+        flow = info.cls(_lane_subset(land, idx, len(lanes)), n_lanes=len(idx), dtype=dtype,
+                        device=device, **_hp_tensors(info, sub, dtype, device))
+        sel = torch.tensor(idx, dtype=torch.long, device=device)
+        return run_paper_scheme(flow, theta0[sel], steps=K, every=every, substeps=substeps,
+                                params=_params(info, sub))
+
+    return by_group(Ks, group)
+
+
+def _run_paper2024(info, land, lanes, Ks, every, num) -> Trajectory:
+    """Published IDE solver of arXiv 2411.09734, one lane at a time (t_i = 1e-12 + i alpha)."""
+    parts = []
+    for b, (ln, K) in enumerate(zip(lanes, Ks)):
+        hyper = {k: ln[k] for k in info.hyperparameters if k != "alpha"}
+        hyper.update({k: v for k, v in num.extra.items() if k in PAPER2024_OPTIONS})
+        parts.append(run_paper2024(info.name, _lane_subset(land, [b], len(lanes)), ln["theta0"],
+                                   ln["alpha"], K, every=every, params=_params(info, [ln]),
+                                   dtype=num.torch_dtype, **hyper))
+    return parts[0] if len(parts) == 1 else Trajectory.concat(parts)
+
+
+def _signed_monitors(info: ModelInfo, traj: Trajectory) -> None:
+    """stats["min_<r>"] over the valid samples for each signed record r of the model."""
+    for name in info.signed_records:
+        if name not in traj.extras:
+            continue
+        x = traj.extras[name]
+        rows = torch.arange(x.shape[1], device=x.device)[None, :] < traj.n_out.to(x.device)[:, None]
+        xmin = torch.where(rows[..., None], x, torch.full_like(x, math.inf)).amin(dim=(1, 2))
+        traj.stats[f"min_{name}"] = xmin
+
+
+# -- adamflow run: the cartesian product of per-lane options ----------------------------------------
+
+class RunSpec:
+    """What ``adamflow run`` runs. Per-lane options are lists; ``None`` means "the model's default".
+
+    Hyper-parameters are keyword arguments named as the models declare them (``alpha``, ``beta1``,
+    ``u0``, ...: :func:`runner.registry.hyper_params`); an unknown name is a :class:`ConfigError`.
+    Numerics: ``device``, ``dtype``, ``scheme``, ``integrator``, ``rtol``, ``atol``, ``extra``
+    (see :class:`Numerics`).
+    """
+
+    NUMERICS = tuple(f.name for f in dataclasses.fields(Numerics))
+
+    def __init__(self, landscape: str, models: list[str], theta0: list[list[float]], *,
+                 steps: int | None = None, horizon: float | None = None, every: int = 1,
+                 **options: Any) -> None:
+        self.landscape = landscape
+        self.models = list(models)
+        self.theta0 = theta0
+        self.steps = steps
+        self.horizon = horizon
+        self.every = every
+        num = {k: options.pop(k) for k in list(options) if k in self.NUMERICS}
+        self.numerics = Numerics(**{k: v for k, v in num.items() if v is not None or k in
+                                    ("rtol", "atol")})
+        known = hyper_params()
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} (hyper-parameters: "
+                              f"{', '.join(known)})")
+        self.hyper: dict[str, list[float] | None] = {k: options.get(k) for k in known}
+
     def option(self, name: str) -> list[float] | None:
-        return getattr(self, name, None)
+        return self.hyper.get(name)
+
+    def __getattr__(self, name: str):
+        # hyper-parameters and numerics read as attributes (spec.alpha, spec.scheme, ...)
+        d = self.__dict__
+        if "hyper" in d and name in d["hyper"]:
+            return d["hyper"][name]
+        if "numerics" in d and name in RunSpec.NUMERICS:
+            return getattr(d["numerics"], name)
+        raise AttributeError(name)
+
+    def replace(self, **changes: Any) -> "RunSpec":
+        kw: dict[str, Any] = dict(steps=self.steps, horizon=self.horizon, every=self.every)
+        kw.update({k: getattr(self.numerics, k) for k in self.NUMERICS})
+        kw.update({k: v for k, v in self.hyper.items() if v is not None})
+        base = dict(landscape=self.landscape, models=self.models, theta0=self.theta0)
+        base.update({k: changes.pop(k) for k in list(changes) if k in base})
+        kw.update(changes)
+        return RunSpec(**base, **kw)
 
 
 def validate(spec: RunSpec) -> None:
@@ -79,51 +364,22 @@ def validate(spec: RunSpec) -> None:
         for x in t:
             if not math.isfinite(x):
                 raise ConfigError(f"theta0 must be finite, got {x}")
-    if spec.integrator not in INTEGRATORS:
-        raise ConfigError(f"unknown integrator {spec.integrator!r} "
-                          f"(choose from: {', '.join(INTEGRATORS)})")
-    if spec.scheme not in SCHEMES:
-        raise ConfigError(f"unknown scheme {spec.scheme!r} (available: {', '.join(SCHEMES)})")
+    spec.numerics.validate()
+    infos = [get_model(m) for m in spec.models]
     if spec.scheme != "exact":
-        bad = [m for m in spec.models
-               if get_model(m).kind == "flow" and m not in SCHEMES[spec.scheme]]
+        bad = [i.name for i in infos if not i.supports(spec.scheme)]
         if bad:
             raise ConfigError(f"scheme {spec.scheme!r} applies to "
-                              f"{', '.join(SCHEMES[spec.scheme])} only, not {', '.join(bad)}")
-    for tol, name in ((spec.rtol, "rtol"), (spec.atol, "atol")):
-        if tol is not None and (not math.isfinite(tol) or tol <= 0):
-            raise ConfigError(f"{name} must be a positive finite number, got {tol}")
-
-
-#: schemes -> models they apply to ("exact": every model; "paper": arXiv 2602.09101 substep scheme,
-#: see :mod:`flows.paper_scheme`; "paper2024": the published fixed-point IDE solver of
-#: arXiv 2411.09734, see :mod:`flows.paper_scheme_2024`)
-SCHEMES = {"exact": None, "paper": ("adam-flow1", "adam-flow2"),
-           "paper2024": ("adam-flow1", "rmsprop-flow", "adagrad-flow")}
-
-
-#: exact-mode steppers (``--integrator``):
-#: exprb43 - exponential Rosenbrock, full Jacobian: robust also where the adaptive gain makes the
-#:           flow stiff (small beta2, late in a run); the default
-#: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
-#:           steps on smooth runs, stability-limited where the nonlinear part is stiff
-INTEGRATORS = ("exprb43", "etd4")
-
-
-def integrator_kwargs(name: str) -> dict:
-    """Keyword arguments of :func:`flows.solve.solve` selecting the stepper ``name``."""
-    if name == "etd4":
-        return {"solver": HochbruckOstermann4()}
-    return {}
-
-
-DEFAULT_TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-7)}
+                              f"{', '.join(scheme_models(spec.scheme))} only, not {', '.join(bad)}")
+    for info in infos:
+        for p in info.hyper:
+            given = spec.option(p.name)
+            if given:
+                p.validate(given)
 
 
 def tolerances(spec: RunSpec, dtype: torch.dtype) -> tuple[float, float]:
-    rtol, atol = DEFAULT_TOLERANCES[dtype]
-    return (spec.rtol if spec.rtol is not None else rtol,
-            spec.atol if spec.atol is not None else atol)
+    return spec.numerics.tolerances(dtype)
 
 
 def steps_for(spec: RunSpec, alpha: float) -> int:
@@ -136,16 +392,15 @@ def steps_for(spec: RunSpec, alpha: float) -> int:
 
 
 def lanes_for(info: ModelInfo, spec: RunSpec) -> list[dict[str, Any]]:
-    """The cartesian product of per-lane settings used by this model."""
-    names = list(info.hyperparameters)
+    """The cartesian product theta0 x (per-lane settings used by this model, in its order)."""
+    names = [p.name for p in info.hyper]
     choices = []
-    for name in names:
-        given = spec.option(name)
+    for p in info.hyper:
+        given = spec.option(p.name)
         if given is None or len(given) == 0:
-            default = info.hyperparameters[name]
-            if default is None:
-                raise ConfigError(f"model {info.name} needs --{name}")
-            given = [default]
+            if p.default is None:
+                raise ConfigError(f"model {info.name} needs {p.flag}")
+            given = [p.default]
         choices.append([float(x) for x in given])
     lanes = []
     for th in spec.theta0:
@@ -159,164 +414,44 @@ def lanes_for(info: ModelInfo, spec: RunSpec) -> list[dict[str, Any]]:
 def run(spec: RunSpec) -> list[tuple[ModelInfo, Trajectory]]:
     """Run every model of ``spec``; returns (model info, trajectory) per model."""
     validate(spec)
-    dtype = resolve_dtype(spec.dtype)
-    device = resolve_device(spec.device)
     land = landscapes.parse(spec.landscape)
     land.check_dim(len(spec.theta0[0]))
-    infos = [get_model(m) for m in spec.models]
     out = []
-    for info in infos:
+    for info in (get_model(m) for m in spec.models):
         lanes = lanes_for(info, spec)
-        if info.kind == "discrete":
-            traj = _run_discrete(info, land, lanes, spec, dtype, device)
-        else:
-            traj = _run_flow(info, land, lanes, spec, dtype, device)
-        out.append((info, traj))
+        Ks = [steps_for(spec, ln["alpha"]) for ln in lanes]
+        out.append((info, run_lanes(info, land, lanes, Ks, every=spec.every,
+                                    numerics=spec.numerics)))
     return out
-
-
-def _hp_tensors(info, lanes, dtype, device) -> dict[str, torch.Tensor]:
-    return {name: torch.tensor([ln[name] for ln in lanes], dtype=dtype, device=device)
-            for name in info.hyperparameters}
-
-
-def _params(info, lanes) -> dict[str, list]:
-    params = {"theta0": [ln["theta0"] for ln in lanes]}
-    for name in info.hyperparameters:
-        params[name] = [ln[name] for ln in lanes]
-    return params
-
-
-def _run_discrete(info, land, lanes, spec, dtype, device) -> Trajectory:
-    groups: dict[int, list[int]] = {}
-    for i, ln in enumerate(lanes):
-        groups.setdefault(steps_for(spec, ln["alpha"]), []).append(i)
-    parts, order = [], []
-    for K, idx in groups.items():
-        sub = [lanes[i] for i in idx]
-        opt = info.cls(**_hp_tensors(info, sub, dtype, device))
-        theta0 = torch.tensor([ln["theta0"] for ln in sub], dtype=dtype, device=device)
-        traj = opt.run(land, theta0, steps=K, every=spec.every)
-        traj.params = _params(info, sub)
-        traj.meta.update({"model": info.name, "landscape": land.spec(), "steps": K})
-        parts.append(traj)
-        order += idx
-    traj = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
-    if len(parts) > 1:
-        inv = torch.empty(len(order), dtype=torch.long)
-        inv[torch.tensor(order)] = torch.arange(len(order))
-        traj = _select(traj, inv)
-    traj.meta.update({"model": info.name, "landscape": land.spec()})
-    return traj
-
-
-def _select(traj: Trajectory, idx: torch.Tensor) -> Trajectory:
-    dev = traj.theta.device
-    i = idx.to(dev)
-    return Trajectory(
-        t=traj.t[i], theta=traj.theta[i], f=traj.f[i], status=traj.status[i],
-        diverged_at=traj.diverged_at[i], n_out=traj.n_out[i],
-        extras={k: v[i] for k, v in traj.extras.items()},
-        params={k: [v[j] for j in idx.tolist()] for k, v in traj.params.items()},
-        stats={k: v[idx.to(v.device)] for k, v in traj.stats.items()}, meta=dict(traj.meta))
-
-
-def _run_flow(info, land, lanes, spec, dtype, device) -> Trajectory:
-    hp = _hp_tensors(info, lanes, dtype, device)
-    B = len(lanes)
-    flow = info.cls(land, n_lanes=B, dtype=dtype, device=device, **hp)
-    Ks = [steps_for(spec, ln["alpha"]) for ln in lanes]
-    t_out, k_out, n_out = output_grid(hp["alpha"], Ks, spec.every)
-    theta0 = torch.tensor([ln["theta0"] for ln in lanes], dtype=dtype, device=device)
-    if spec.scheme == "paper":
-        return _run_paper(flow, theta0, Ks, info, lanes, spec)
-    if spec.scheme == "paper2024":
-        return _run_paper2024(info, land, lanes, Ks, spec, dtype)
-    rtol, atol = tolerances(spec, dtype)
-    traj = simulate(flow, theta0, t_out, n_out, rtol=rtol, atol=atol,
-                    params=_params(info, lanes),
-                    meta={"scheme": spec.scheme, "integrator": spec.integrator},
-                    **integrator_kwargs(spec.integrator))
-    if "v" in traj.extras and info.name == "adam-flow2":
-        v = traj.extras["v"]
-        rows = torch.arange(v.shape[1], device=v.device)[None, :] < traj.n_out[:, None]
-        vmin = torch.where(rows[..., None], v, torch.full_like(v, math.inf)).amin(dim=(1, 2))
-        traj.stats["min_v"] = vmin
-    return traj
-
-
-def _run_paper(flow, theta0, Ks, info, lanes, spec) -> Trajectory:
-    """Paper scheme (one fixed-point solve per distinct step count K; grid N = substeps*K + 1)."""
-
-    substeps = int(spec.extra.get("substeps", 5))
-    groups: dict[int, list[int]] = {}
-    for i, K in enumerate(Ks):
-        groups.setdefault(K, []).append(i)
-    parts, order = [], []
-    for K, idx in groups.items():
-        sel = torch.tensor(idx, dtype=torch.long, device=theta0.device)
-        sub = flow if len(groups) == 1 else flow.subset(sel)
-        traj = run_paper_scheme(sub, theta0[sel], steps=K, every=spec.every, substeps=substeps,
-                                params=_params(info, [lanes[i] for i in idx]))
-        parts.append(traj)
-        order += idx
-    if len(parts) == 1:
-        return parts[0]
-    traj = Trajectory.concat(parts)
-    inv = torch.empty(len(order), dtype=torch.long)
-    inv[torch.tensor(order)] = torch.arange(len(order))
-    traj = _select(traj, inv)
-    traj.meta.update({"model": info.name, "scheme": "paper"})
-    return traj
-
-
-def _run_paper2024(info, land, lanes, Ks, spec, dtype) -> Trajectory:
-    """Published IDE solver of arXiv 2411.09734, one lane at a time (t_i = 1e-12 + i alpha)."""
-
-    parts = []
-    for b, (ln, K) in enumerate(zip(lanes, Ks)):
-        sub = getattr(land, "subset", None)
-        land_b = sub(torch.tensor([b])) if callable(sub) else land
-        hyper = {k: ln[k] for k in info.hyperparameters if k != "alpha"}
-        for k, v in spec.extra.items():
-            if k in ("tol", "max_iterations", "nodes"):
-                hyper[k] = v
-        traj = run_paper2024(info.name, land_b, ln["theta0"], ln["alpha"], K, every=spec.every,
-                             params=_params(info, [ln]), dtype=dtype, **hyper)
-        parts.append(traj)
-    traj = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
-    traj.meta.update({"model": info.name, "landscape": land.spec(), "scheme": "paper2024"})
-    return traj
 
 
 # -- serialisation ---------------------------------------------------------------------------------
 
 def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, Any]]:
-    """The JSON lanes of ``adamflow run`` (see README for the schema)."""
+    """The JSON lanes of ``adamflow run`` (see README for the schema), generated from the models'
+    descriptors: the ``reported`` hyper-parameters always (null where a model lacks one), the
+    model's other hyper-parameters, its records, its signed-record monitors."""
+    reported = [p.name for p in hyper_params().values() if p.reported]
     records = []
     for info, traj in results:
+        own = [p.name for p in info.hyper if not p.reported]
         for b in range(traj.n_lanes):
             p = {k: v[b] for k, v in traj.params.items()}
             lane = traj.lane(b)
-            rec: dict[str, Any] = {
-                "model": info.name,
-                "kind": info.kind,
-                "landscape": traj.meta.get("landscape"),
-                "alpha": p.get("alpha"),
-                "beta1": p.get("beta1"),
-                "beta2": p.get("beta2"),
-                "theta0": p.get("theta0"),
-                "u0": p.get("u0"),
-            }
-            for extra in ("beta", "momentum", "eps"):
-                if extra in p:
-                    rec[extra] = p[extra]
+            rec: dict[str, Any] = {"model": info.name, "kind": info.kind,
+                                   "landscape": traj.meta.get("landscape"),
+                                   "theta0": p.get("theta0")}
+            for name in reported:
+                rec[name] = p.get(name)
+            for name in own:
+                if name in p:
+                    rec[name] = p[name]
             rec["status"] = traj.status_label(b)
             rec["diverged_at"] = traj.diverged_time(b)
             rec["t"] = lane["t"]
             rec["theta"] = lane["theta"]
             rec["f"] = lane["f"]
-            for key in ("m", "v", "u"):
+            for key in info.records:
                 if key in lane:
                     rec[key] = lane[key]
             k = int(traj.n_out[b])
@@ -326,24 +461,39 @@ def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, 
                      for name, v in traj.stats.items()}
             if stats:
                 rec["stats"] = stats
-            if "min_v" in stats:
-                rec["min_v"] = stats["min_v"]
-                rec["v_negative"] = bool(stats["min_v"] < 0)
+            for name in info.signed_records:
+                if f"min_{name}" in stats:
+                    rec[f"min_{name}"] = stats[f"min_{name}"]
+                    rec[f"{name}_negative"] = bool(stats[f"min_{name}"] < 0)
+            if getattr(traj, "events", None) and int(traj.events["count"][b]) > 0:
+                c = int(traj.events["count"][b])
+                rec["events"] = {"t": traj.events["t"][b, :c].tolist(),
+                                 "index": traj.events["index"][b, :c].tolist(),
+                                 "direction": traj.events["direction"][b, :c].tolist()}
             records.append(rec)
     return records
 
 
-def csv_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+def csv_rows(records: list[dict[str, Any]], results: list[tuple[ModelInfo, Trajectory]] | None = None
+             ) -> tuple[list[str], list[list[Any]]]:
+    """One CSV row per lane and sample: the reported hyper-parameters, status, t, theta_i, f and
+    the per-coordinate records of the models in the run (m_i, v_i, u_i, ...)."""
     n = len(records[0]["theta0"]) if records else 1
-    header = ["model", "lane", "alpha", "beta1", "beta2", "u0", "status", "t"]
+    reported = [p.name for p in hyper_params().values() if p.reported]
+    rec_names: list[str] = []
+    infos = [info for info, _ in results] if results else [get_model(r["model"]) for r in records]
+    for info in infos:
+        rec_names += [r for r in info.records if r not in rec_names]
+    header = ["model", "lane"] + reported + ["status", "t"]
     header += [f"theta_{i}" for i in range(n)] + ["f"]
-    header += [f"m_{i}" for i in range(n)] + [f"v_{i}" for i in range(n)]
+    for key in rec_names:
+        header += [f"{key}_{i}" for i in range(n)]
     rows = []
     for lane_id, rec in enumerate(records):
         for j, t in enumerate(rec["t"]):
-            row = [rec["model"], lane_id, rec["alpha"], rec["beta1"], rec["beta2"], rec["u0"],
-                   rec["status"], t] + list(rec["theta"][j]) + [rec["f"][j]]
-            for key in ("m", "v"):
+            row = [rec["model"], lane_id] + [rec.get(name) for name in reported]
+            row += [rec["status"], t] + list(rec["theta"][j]) + [rec["f"][j]]
+            for key in rec_names:
                 row += list(rec[key][j]) if key in rec else [""] * n
             rows.append(row)
     return header, rows
