@@ -14,11 +14,11 @@ from core.errors import ConfigError
 from core.output import write_csv, write_json
 from paper_figs import build
 from runner import experiment, presets
+from runner.options import add_hyper_options, add_numerics_options, hyper_from_args
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
 from runner.options import protect_negative_numbers as _protect_negative_numbers
-from runner.options import add_hyper_options, add_numerics_options, hyper_from_args
 from runner.presets import COMMANDS as PRESET_COMMANDS
 from runner.presets import describe
 from runner.registry import registry

@@ -100,6 +100,9 @@ class Trajectory:
     params: dict[str, list[Any]] = field(default_factory=dict)
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: per-lane event records of a run with events (empty otherwise): "t" (B, K) float NaN-padded,
+    #: "index" (B, K) long -1-padded, "direction" (B, K) long (+1/-1, 0-padded), "count" (B,) long
+    events: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def n_lanes(self) -> int:
@@ -144,6 +147,7 @@ class Trajectory:
             diverged_at=mv(self.diverged_at), n_out=mv(self.n_out),
             extras={k: mv(v) for k, v in self.extras.items()}, params=dict(self.params),
             stats={k: mv(v) for k, v in self.stats.items()}, meta=dict(self.meta),
+            events={k: mv(v) for k, v in self.events.items()},
         )
 
     @staticmethod
@@ -181,6 +185,24 @@ class Trajectory:
             stats[key] = torch.cat([
                 tr.stats[key] if key in tr.stats else torch.zeros(tr.n_lanes, dtype=torch.long)
                 for tr in trajs])
+        events: dict[str, torch.Tensor] = {}
+        if any(tr.events for tr in trajs):
+            K = max(tr.events["t"].shape[1] if tr.events else 0 for tr in trajs)
+            fills = {"t": float("nan"), "index": -1, "direction": 0}
+            ref = next(tr.events for tr in trajs if tr.events)
+            for key, fill in fills.items():
+                parts = []
+                for tr in trajs:
+                    x = tr.events.get(key)
+                    if x is None:
+                        x = torch.full((tr.n_lanes, 0), fill, dtype=ref[key].dtype, device=ref[key].device)
+                    parts.append(torch.cat([x, torch.full((x.shape[0], K - x.shape[1]), fill, dtype=x.dtype,
+                                                          device=x.device)], 1))
+                events[key] = torch.cat(parts, 0)
+            events["count"] = torch.cat([
+                tr.events["count"] if tr.events else torch.zeros(tr.n_lanes, dtype=torch.long,
+                                                                  device=ref["count"].device)
+                for tr in trajs])
         return Trajectory(
             t=torch.cat([pad(tr.t) for tr in trajs]),
             theta=torch.cat([pad(tr.theta) for tr in trajs]),
@@ -189,4 +211,5 @@ class Trajectory:
             diverged_at=torch.cat([tr.diverged_at for tr in trajs]),
             n_out=torch.cat([tr.n_out for tr in trajs]),
             extras=extras, params=params, stats=stats, meta={"parts": [tr.meta for tr in trajs]},
+            events=events,
         )

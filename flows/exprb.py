@@ -29,11 +29,12 @@ midpoint with the same local order,
     w(h/2) = w_n + h' phi_1' F~ + h' [(4 phi_3' - 6 phi_4') D_2 + (1.5 phi_4' - 0.5 phi_3') D_3],
 
 h' = h/2, phi_k' = phi_k(h' J~). Together with the derivatives at both ends and the midpoint this
-feeds the quintic Hermite interpolant of :mod:`flows.solve`.
+feeds the quintic Hermite interpolant (:class:`flows.interpolation.QuinticHermite`).
 
 Cost per attempted step: one Jacobian, three batched ``matrix_exp`` calls of sizes D+2 to D+5
-(phi-vector products by the augmented-matrix trick, :func:`flows.phi.phi_combination`), and three
-evaluations of N (U_2, U_3, midpoint); the loop adds N(w_{n+1}) on acceptance.
+(phi-vector products by the augmented-matrix trick, :func:`flows.phi.phi_combination`), and four
+evaluations of N (U_2, U_3, the midpoint, and w_{n+1}, which is the first stage of the next step:
+first same as last, charged on acceptance only).
 The state is flattened per lane to D = n d components: the Jacobian couples coordinates through the
 Hessian of f, so the method suits the small systems this project studies (D up to a few dozen).
 """
@@ -41,9 +42,10 @@ from __future__ import annotations
 
 import torch
 
+from flows.interpolation import QuinticHermite
 from flows.phi import phi_combination
 from flows.semilinear import apply_linear
-from flows.solvers import DoublingResult
+from flows.stepper import Stepper, StepResult, fsal_start
 
 
 def _mv(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -51,21 +53,29 @@ def _mv(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(M, x.unsqueeze(-1)).squeeze(-1)
 
 
-class ExpRosenbrock43:
-    """exprb43 with its embedded order-3 solution as the error estimate.
+class ExpRosenbrock43(Stepper):
+    """exprb43: a :class:`flows.stepper.Stepper` of order 4 whose error estimate is the difference to
+    its embedded order-3 solution (``error_order`` 3: the estimate is O(h^4) per step).
 
-    Solver contract of :func:`flows.solve.solve`: ``order`` is the order of the error estimate
-    (err ~ h^(order+1)); ``step(flow, t, y, h, L, N0)`` returns a
-    :class:`flows.solvers.DoublingResult` (propagated solution, error estimate, midpoint and N there,
-    number of N evaluations). The flow must provide ``jacobian(t, y)`` (see
-    :meth:`flows.semilinear.SemilinearFlow.jacobian`).
+    State: ``(N0,)`` with N0 = N(t, y) at the start of the step (first same as last: the previous
+    step's N at its end; recomputed where ``made_jump``). ``dense_info`` = (y0, y0', y_mid, y_mid', y1,
+    y1') for :class:`flows.interpolation.QuinticHermite`, y' = L y + N. The flow must provide
+    ``jacobian(t, y)`` (see :meth:`flows.semilinear.SemilinearFlow.jacobian`); L is queried from the
+    flow on every step.
     """
 
-    order = 3
     name = "exprb43"
+    order = 4
+    error_order = 3
+    interpolation = QuinticHermite()
 
-    def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, L: torch.Tensor,
-             N0: torch.Tensor) -> DoublingResult:
+    def init(self, flow, t0: torch.Tensor, y0: torch.Tensor) -> tuple:
+        return (flow.nonlinear(t0, y0),)
+
+    def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, state: tuple,
+             made_jump: torch.Tensor | None = None, t1: torch.Tensor | None = None) -> StepResult:
+        N0, extra = fsal_start(flow, t, y, state[0], made_jump)
+        L = flow.linear_operator().to(dtype=y.dtype, device=y.device)
         B, n, d = y.shape
         D = n * d
         Jy, Jt = flow.jacobian(t, y)
@@ -106,8 +116,13 @@ class ExpRosenbrock43:
         err = (hv * corr4)[:, :D]
         y_mid = (w + (h2[:, None] * (base_half + mid))[:, :D]).reshape(B, n, d)
         N_mid = flow.nonlinear(t + h2, y_mid)
-        return DoublingResult(y_new=y_new.reshape(B, n, d), error=err.reshape(B, n, d),
-                              y_mid=y_mid, N_mid=N_mid, nfev=3)
+        y_new = y_new.reshape(B, n, d)
+        N1 = flow.nonlinear(t + h if t1 is None else t1, y_new)
+        f0 = apply_linear(L, y) + N0
+        fm = apply_linear(L, y_mid) + N_mid
+        f1 = apply_linear(L, y_new) + N1
+        return StepResult(y=y_new, y_error=err.reshape(B, n, d), dense_info=(y, f0, y_mid, fm, y_new, f1),
+                          state=(N1,), nfev=3 + extra, nfev_fsal=1)
 
 
 __all__ = ["ExpRosenbrock43"]

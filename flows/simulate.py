@@ -37,15 +37,20 @@ def output_grid(alpha: torch.Tensor, K: list[int] | torch.Tensor, every: int = 1
 
 
 def simulate(flow: SemilinearFlow, theta0: torch.Tensor, t_out: torch.Tensor,
-             n_out: torch.Tensor | None = None, *, rtol: float = 1e-10, atol: float = 1e-12,
-             params: dict | None = None, meta: dict | None = None, **solve_kwargs) -> Trajectory:
-    """Integrate ``flow`` from theta0 (B, n) with the exact-mode integrator and sample it at t_out."""
+             n_out: torch.Tensor | None = None, *, rtol: float | None = None,
+             atol: float | None = None, params: dict | None = None, meta: dict | None = None,
+             events: list | None = None, **solve_kwargs) -> Trajectory:
+    """Integrate ``flow`` from theta0 (B, n) with the exact-mode integrator and sample it at t_out.
+
+    ``rtol``/``atol`` (default 1e-10/1e-12), ``events`` (:class:`flows.events.Event` list) and
+    ``solve_kwargs`` go to :func:`flows.solve.solve`. With events, the trajectory's ``events`` holds the
+    per-lane records {"t", "index", "direction", "count"} (see :class:`flows.solve.Solution`)."""
 
     B, n = theta0.shape
     if n_out is None:
         n_out = torch.full((B,), t_out.shape[1], dtype=torch.long, device=theta0.device)
     y0 = flow.initial_state(theta0)
-    sol = solve(flow, y0, t_out, n_out, rtol=rtol, atol=atol, **solve_kwargs)
+    sol = solve(flow, y0, t_out, n_out, rtol=rtol, atol=atol, events=events, **solve_kwargs)
     outs = flow.outputs(sol.ys)                      # each (B, T, n)
     theta = outs.pop("theta")
     f = trajectory_values(flow.landscape, theta)
@@ -58,6 +63,7 @@ def simulate(flow: SemilinearFlow, theta0: torch.Tensor, t_out: torch.Tensor,
         n_out=valid, extras=outs, params=dict(params or {}),
         stats={k: v for k, v in sol.stats.items()},
         meta={"model": flow.name, "landscape": flow.landscape.spec(), **(meta or {})},
+        events=sol.events() if events else {},
     )
 
 

@@ -1,6 +1,7 @@
 """Exponential Runge-Kutta steps for semilinear flows, error estimation and dense output.
 
-Problem (see :mod:`flows.semilinear`): dy/dt = L y + N(t, y), y (B, n, d), L (B, d, d) constant per lane.
+Problem (see :mod:`flows.semilinear`): dy/dt = L y + N(t, y), y (B, n, d), L (B, d, d) constant per lane
+(between events: a switching event may change it, and the steppers query it on every step).
 
 An s-stage explicit exponential Runge-Kutta method with nodes c_i and step h (per lane, (B,)):
 
@@ -11,7 +12,7 @@ a_ij, b_i are linear combinations of phi_k(c h L) (:mod:`flows.phi`), (B, d, d) 
 coordinate (``einsum('bij,bnj->bni')``). The linear part is integrated exactly, so the step is limited by
 accuracy on the slow scales only, never by the stability limit of the fast modes.
 
-Contract of a solver (what the solve loop relies on):
+Contract of a solver (what :class:`StepDoubling` relies on):
 
 * ``order``: classical/stiff order p; ``c``: nodes; ``n_phi``: highest phi index used;
   ``phi_scales``: the multiples c of h at which phi_k(c h L) is needed (always includes 1.0).
@@ -19,17 +20,19 @@ Contract of a solver (what the solve loop relies on):
   ``phi[c]`` is the list [e^{c h L}, phi_1(c h L), ..., phi_{n_phi}(c h L)]; ``N0 = N(t, y)`` is supplied
   (first same as last: it is N at the end of the previous step); ``nfev`` = number of new N calls.
 
-:class:`StepDoubling` wraps a solver into the error-estimating step used by :func:`flows.solve.solve`,
-and :func:`hermite5_weights` gives its dense output.
+:class:`StepDoubling` wraps a solver into a :class:`flows.stepper.Stepper` (the error-estimating step
+used by :func:`flows.solve.solve`); its dense output is :class:`flows.interpolation.QuinticHermite`
+(:func:`hermite5_weights` and :func:`hermite5_defect` are re-exported here).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from flows.interpolation import QuinticHermite, hermite5_defect, hermite5_weights
 from flows.phi import phi_functions
+from flows.semilinear import apply_linear
+from flows.stepper import Stepper, StepResult, fsal_start
 
 
 def _combine(y: torch.Tensor, E: torch.Tensor, terms: list, hh: torch.Tensor) -> torch.Tensor:
@@ -179,30 +182,28 @@ class CoxMatthews4(ExponentialRK):
         return a, b
 
 
-@dataclass
-class DoublingResult:
-    """One step-doubling attempt (all (B, n, d) unless stated)."""
-    y_new: torch.Tensor    # two half steps (the propagated solution)
-    error: torch.Tensor    # (y_new - y_full) / (2^p - 1)
-    y_mid: torch.Tensor    # after the first half step (dense output node)
-    N_mid: torch.Tensor    # N(t + h/2, y_mid)
-    nfev: int
+class StepDoubling(Stepper):
+    """A :class:`flows.stepper.Stepper` from an exponential RK method by step doubling (Richardson).
 
+    One step of size h (y_full) against two steps of size h/2 (y1, propagated). For a method of order p
+    the local error of y1 is estimated by (y1 - y_full) / (2^p - 1): ``order`` = ``error_order`` = p
+    (the estimate is O(h^(p+1)) per step). The first stage N(t, y) is shared by the full step and the
+    first half step; the second half step's first stage N(t + h/2, y_mid) is the derivative at the
+    midpoint used by the quintic Hermite dense output. phi-functions are computed once per attempt at the
+    scales {c h} of the full step and {c h/2} of the half steps (one batched ``matrix_exp``) from the
+    flow's current linear part.
 
-class StepDoubling:
-    """Error estimation by step doubling (Richardson), with dense-output data.
-
-    One step of size h (y_full) against two steps of size h/2 (y_new). For a method of order p the local
-    error of y_new is estimated by (y_new - y_full) / (2^p - 1), and y_new is propagated. The first
-    stage N(t, y) is shared by the full step and the first half step; the second half step's first stage
-    N(t + h/2, y_mid) is the derivative at the midpoint used by the quintic Hermite dense output.
-    phi-functions are computed once per attempt at the scales {c h} of the full step and {c h/2} of the
-    half steps (one batched ``matrix_exp``).
+    State: ``(N0,)``, N0 = N(t, y) (first same as last; recomputed where ``made_jump``).
+    ``dense_info`` = (y0, y0', y_mid, y_mid', y1, y1') for :class:`flows.interpolation.QuinticHermite`.
     """
+
+    interpolation = QuinticHermite()
 
     def __init__(self, solver: ExponentialRK | None = None) -> None:
         self.solver = solver if solver is not None else HochbruckOstermann4()
         self.order = self.solver.order
+        self.error_order = self.solver.order
+        self.name = f"doubling({self.solver.name})"
         full = self.solver.phi_scales
         self.scales = tuple(sorted(set(full) | {0.5 * s for s in full}, reverse=True))
 
@@ -213,8 +214,13 @@ class StepDoubling:
         P = phi_functions(Z, self.solver.n_phi)
         return {s: [p[i * B:(i + 1) * B] for p in P] for i, s in enumerate(self.scales)}
 
-    def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, L: torch.Tensor,
-             N0: torch.Tensor) -> DoublingResult:
+    def init(self, flow, t0: torch.Tensor, y0: torch.Tensor) -> tuple:
+        return (flow.nonlinear(t0, y0),)
+
+    def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, state: tuple,
+             made_jump: torch.Tensor | None = None, t1: torch.Tensor | None = None) -> StepResult:
+        N0, extra = fsal_start(flow, t, y, state[0], made_jump)
+        L = flow.linear_operator().to(dtype=y.dtype, device=y.device)
         phi = self.phis(L, h)
         full = {s: phi[s] for s in self.solver.phi_scales}
         half = {s: phi[0.5 * s] for s in self.solver.phi_scales}
@@ -225,51 +231,13 @@ class StepDoubling:
         N_mid = flow.nonlinear(t_mid, y_mid)
         y_new, n3 = self.solver.step(flow, t_mid, y_mid, hh, half, N_mid)
         err = (y_new - y_full) / (2.0 ** self.order - 1.0)
-        return DoublingResult(y_new=y_new, error=err, y_mid=y_mid, N_mid=N_mid, nfev=n1 + n2 + n3 + 1)
+        N1 = flow.nonlinear(t + h if t1 is None else t1, y_new)
+        f0 = apply_linear(L, y) + N0
+        fm = apply_linear(L, y_mid) + N_mid
+        f1 = apply_linear(L, y_new) + N1
+        return StepResult(y=y_new, y_error=err, dense_info=(y, f0, y_mid, fm, y_new, f1), state=(N1,),
+                          nfev=n1 + n2 + n3 + 1 + extra, nfev_fsal=1)
 
 
-def _hermite5_coefficients() -> np.ndarray:
-    """C (6, 6): p(x) = sum_k x^k sum_j C[k, j] D_j for data D = (y(0), y'(0), y(1/2), y'(1/2), y(1), y'(1))
-    (derivatives with respect to x in [0, 1])."""
-    nodes = (0.0, 0.5, 1.0)
-    rows = []
-    for x in nodes:
-        rows.append([x**k for k in range(6)])
-        rows.append([k * x ** (k - 1) if k > 0 else 0.0 for k in range(6)])
-    V = np.array(rows)          # V @ coeffs = data (ordered y0, y0', ym, ym', y1, y1')
-    return np.linalg.inv(V)     # coeffs = inv(V) @ data
-
-
-_HERMITE5 = _hermite5_coefficients()
-#: max over [0, 1] of |x^2 (x - 1/2) (x - 1)^2| (p5 - p4 = c5 times this polynomial)
-_Q5_MAX = float(np.abs([(x * x * (x - 0.5) * (x - 1) ** 2) for x in np.linspace(0, 1, 20001)]).max())
-
-
-def hermite5_defect(data: list[torch.Tensor]) -> torch.Tensor:
-    """Interpolation-error indicator of the quintic Hermite dense output (same shape as each datum).
-
-    ``data`` = (y0, h y0', y_mid, h y_mid', y1, h y1'). The quintic p5 and the quartic p4 through the same
-    data without y_mid' differ by c5 x^2 (x - 1/2) (x - 1)^2 (c5 = leading coefficient of p5); its maximum
-    |c5| max|q| bounds the error of p4 and conservatively indicates that of p5. It is O(h^5) for smooth
-    solutions and large where the step does not resolve the solution (e.g. an exactly integrated fast
-    transient), so adding it to the error norm of steps that carry output times keeps the dense output
-    within tolerance."""
-    C = _HERMITE5[5]
-    c5 = sum(float(C[j]) * data[j] for j in range(6))
-    return c5.abs() * _Q5_MAX
-
-
-def hermite5_weights(x: torch.Tensor) -> list[torch.Tensor]:
-    """Weights w_j(x), x in [0, 1] (any shape), of the quintic Hermite interpolant
-
-        p(x) = w0 y0 + w1 h y0' + w2 y_mid + w3 h y_mid' + w4 y1 + w5 h y1',   y(t0 + x h) ~ p(x)
-
-    through values and derivatives at x = 0, 1/2, 1 (local error O(h^6))."""
-    C = torch.as_tensor(_HERMITE5, dtype=x.dtype, device=x.device)
-    powers = torch.stack([x**k for k in range(6)], dim=-1)      # (..., 6)
-    w = powers @ C                                              # (..., 6)
-    return [w[..., j] for j in range(6)]
-
-
-__all__ = ["ExponentialRK", "HochbruckOstermann4", "CoxMatthews4", "StepDoubling", "DoublingResult",
-           "hermite5_weights", "hermite5_defect"]
+__all__ = ["ExponentialRK", "HochbruckOstermann4", "CoxMatthews4", "StepDoubling", "hermite5_weights",
+           "hermite5_defect"]

@@ -1,5 +1,7 @@
-"""Tests of the exact-mode integrator: phi-functions, exponential RK order, stiffness independence,
-adaptive accuracy against scipy, dense output, divergence and statuses, batching, dtypes and devices.
+"""Tests of the exact-mode integrator: phi-functions, tableau checks, stiffness independence,
+adaptive accuracy against scipy, dense output, divergence and statuses, batching, dtypes and devices
+(the stepper, interpolation and controller contracts and the orders: tests/test_stepper_contract.py;
+events: tests/test_events.py).
 
 All test flows are small subclasses of :class:`flows.semilinear.SemilinearFlow` defined here.
 """
@@ -15,15 +17,11 @@ from scipy.integrate import solve_ivp
 from core.trajectory import Status
 from flows.controllers import ConstantStep, IController, PIController
 from flows.exprb import ExpRosenbrock43
+from flows.interpolation import hermite5_weights
 from flows.phi import phi_functions
 from flows.semilinear import SemilinearFlow
 from flows.solve import solve
-from flows.solvers import (
-    CoxMatthews4,
-    ExponentialRK,
-    HochbruckOstermann4,
-    hermite5_weights,
-)
+from flows.solvers import CoxMatthews4, HochbruckOstermann4
 
 F64 = torch.float64
 
@@ -316,25 +314,8 @@ def test_tableau_checked_at_construction():
 
 
 # ------------------------------------------------------------------------------------------------------
-# order of convergence (fixed steps)
+# fixed steps (the order of every stepper: tests/test_stepper_contract.py::test_order_of_convergence)
 # ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("solver", [HochbruckOstermann4(), CoxMatthews4()], ids=lambda s: s.name)
-def test_order_nonstiff(solver: ExponentialRK):
-    flow = Manufactured()
-    y0 = flow.exact(torch.zeros(1, dtype=F64))[:, None, :]
-    T = 2.0
-    hs = np.array([0.2, 0.1, 0.05, 0.025])
-    errs = []
-    for h in hs:
-        sol = solve(flow, y0, torch.tensor([0.0, T], dtype=F64), solver=solver,
-                    controller=ConstantStep(h))
-        assert int(sol.status[0]) == Status.OK
-        assert int(sol.stats["accepted"][0]) == round(T / h)
-        errs.append(float((sol.ys[0, -1, 0] - flow.exact(torch.tensor([T], dtype=F64))[0]).abs().max()))
-    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
-    assert 3.7 <= slope <= 4.6, (slope, errs)
-
-
 def test_stiff_fixed_steps_no_stability_limit():
     flow = ScalarStiff([-1e4])
     y0 = torch.ones(1, 1, 1, dtype=F64)
@@ -519,22 +500,6 @@ def test_controllers_contract():
     # after a rejection, no growth
     acc, hn2, _ = c.adapt(hn, torch.tensor([1e-8, 1e-8, 1e-8], dtype=F64), st)
     assert acc.all() and hn2[1] <= hn[1] and hn2[0] == pytest.approx(5 * hn[0])
-
-
-def test_exprb43_order_four_fixed_steps():
-    """exprb43 (full Jacobian, here by autograd on the test flow) converges with order 4."""
-    flow = Manufactured()
-    y0 = flow.exact(torch.zeros(1, dtype=F64))[:, None, :]
-    T = 2.0
-    hs = np.array([0.2, 0.1, 0.05, 0.025])
-    errs = []
-    for h in hs:
-        sol = solve(flow, y0, torch.tensor([0.0, T], dtype=F64), method=ExpRosenbrock43(),
-                    controller=ConstantStep(h))
-        assert int(sol.stats["accepted"][0]) == round(T / h)
-        errs.append(float((sol.ys[0, -1, 0] - flow.exact(torch.tensor([T], dtype=F64))[0]).abs().max()))
-    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
-    assert 3.7 <= slope <= 4.6, (slope, errs)
 
 
 def test_exprb43_handles_state_dependent_stiffness():

@@ -112,7 +112,7 @@ def test_integrator_option_reaches_the_study(capsys):
     for a, b in zip(out["exprb43"], out["etd4"]):
         assert a["status"] == b["status"] == "ok"
         assert a["E_T"] == pytest.approx(b["E_T"], rel=1e-5)
-    assert cli_main(base[:-2] + ["--integrator", "rk4"]) == 2
+    assert cli_main(base[:-3] + ["--quiet", "--integrator", "rk4"]) == 2
     assert "unknown integrator" in capsys.readouterr().err
 
 
