@@ -291,7 +291,6 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
     from tqdm.auto import tqdm
 
-
     models = list(models or DEFAULT_MODELS)
     for m in models:
         get_model(m)

@@ -202,7 +202,6 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None, de
     """
     from tqdm import tqdm
 
-
     if not (math.isfinite(delta) and delta >= 0):
         raise ConfigError(f"delta must be a finite number >= 0, got {delta}")
     if steps is None and horizon is None:

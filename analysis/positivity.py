@@ -126,7 +126,6 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None,
     arrays for :func:`figure` under ``"arrays"``."""
     from tqdm import tqdm
 
-
     if steps is None and horizon is None:
         steps = DEFAULTS["steps"]
     land = landscapes.parse(problem.landscape)

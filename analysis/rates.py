@@ -180,7 +180,6 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
     """
     from tqdm.auto import tqdm
 
-
     if sweep not in SWEEPS:
         raise ConfigError(f"sweep must be one of {', '.join(SWEEPS)}, got {sweep!r}")
     if fit not in FITS:

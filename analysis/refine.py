@@ -273,7 +273,6 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
     """
     from scipy.interpolate import CubicSpline
 
-
     info.check_scheme("paper")
     rows = []
     for i, a in enumerate(alphas):
