@@ -53,7 +53,6 @@ def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     fig, ax = plt.subplots(figsize=(7.5, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     keys = []

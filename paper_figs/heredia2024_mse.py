@@ -109,7 +109,6 @@ class _AffineMSE:
 def _paper2024(model: str, alpha: float, hyper: dict, steps: int) -> dict:
     """One paper2024 lane via flows.paper_scheme_2024.run_paper2024 (fast affine gradient)."""
 
-
     land = _AffineMSE.make(MSE2024())
     hyper = dict(hyper)
     if model == "rmsprop-flow":
