@@ -14,3 +14,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def device(request):
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module: tiny batched matrices only pay threading overhead (and
+    stall on a loaded machine). Use with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

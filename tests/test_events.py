@@ -27,12 +27,7 @@ LN2 = math.log(2.0)
 STEPPER_KW = {"exprb43": {}, "ho4-doubling": {"solver": HochbruckOstermann4()}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Switched(SemilinearFlow):

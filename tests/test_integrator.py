@@ -26,13 +26,7 @@ from flows.solvers import CoxMatthews4, HochbruckOstermann4
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny batched matrices: intra-op threading only adds overhead (and stalls on a loaded machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -33,12 +33,7 @@ STEPPERS = [ExpRosenbrock43(), StepDoubling(HochbruckOstermann4()), StepDoubling
 IDS = [s.name for s in STEPPERS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _slope(hs, errs) -> float:
