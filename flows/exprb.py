@@ -45,7 +45,7 @@ import torch
 from flows.interpolation import QuinticHermite
 from flows.phi import phi_combination
 from flows.semilinear import apply_linear
-from flows.stepper import Stepper, StepResult, fsal_start
+from flows.stepper import FirstSameAsLast, StepResult
 
 
 def _mv(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +53,7 @@ def _mv(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(M, x.unsqueeze(-1)).squeeze(-1)
 
 
-class ExpRosenbrock43(Stepper):
+class ExpRosenbrock43(FirstSameAsLast):
     """exprb43: a :class:`flows.stepper.Stepper` of order 4 whose error estimate is the difference to
     its embedded order-3 solution (``error_order`` 3: the estimate is O(h^4) per step).
 
@@ -69,13 +69,9 @@ class ExpRosenbrock43(Stepper):
     error_order = 3
     interpolation = QuinticHermite()
 
-    def init(self, flow, t0: torch.Tensor, y0: torch.Tensor) -> tuple:
-        return (flow.nonlinear(t0, y0),)
-
     def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, state: tuple,
              made_jump: torch.Tensor | None = None, t1: torch.Tensor | None = None) -> StepResult:
-        N0, extra = fsal_start(flow, t, y, state[0], made_jump)
-        L = flow.linear_operator().to(dtype=y.dtype, device=y.device)
+        N0, extra, L = self.start(flow, t, y, state, made_jump)
         B, n, d = y.shape
         D = n * d
         Jy, Jt = flow.jacobian(t, y)

@@ -32,7 +32,7 @@ import torch
 from flows.interpolation import QuinticHermite, hermite5_defect, hermite5_weights
 from flows.phi import phi_functions
 from flows.semilinear import apply_linear
-from flows.stepper import Stepper, StepResult, fsal_start
+from flows.stepper import FirstSameAsLast, StepResult
 
 
 def _combine(y: torch.Tensor, E: torch.Tensor, terms: list, hh: torch.Tensor) -> torch.Tensor:
@@ -182,7 +182,7 @@ class CoxMatthews4(ExponentialRK):
         return a, b
 
 
-class StepDoubling(Stepper):
+class StepDoubling(FirstSameAsLast):
     """A :class:`flows.stepper.Stepper` from an exponential RK method by step doubling (Richardson).
 
     One step of size h (y_full) against two steps of size h/2 (y1, propagated). For a method of order p
@@ -214,13 +214,9 @@ class StepDoubling(Stepper):
         P = phi_functions(Z, self.solver.n_phi)
         return {s: [p[i * B:(i + 1) * B] for p in P] for i, s in enumerate(self.scales)}
 
-    def init(self, flow, t0: torch.Tensor, y0: torch.Tensor) -> tuple:
-        return (flow.nonlinear(t0, y0),)
-
     def step(self, flow, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor, state: tuple,
              made_jump: torch.Tensor | None = None, t1: torch.Tensor | None = None) -> StepResult:
-        N0, extra = fsal_start(flow, t, y, state[0], made_jump)
-        L = flow.linear_operator().to(dtype=y.dtype, device=y.device)
+        N0, extra, L = self.start(flow, t, y, state, made_jump)
         phi = self.phis(L, h)
         full = {s: phi[s] for s in self.solver.phi_scales}
         half = {s: phi[0.5 * s] for s in self.solver.phi_scales}

@@ -75,16 +75,29 @@ class Stepper(abc.ABC):
         """One attempted step of size h from (t, y)."""
 
 
-def fsal_start(flow, t: torch.Tensor, y: torch.Tensor, N0: torch.Tensor,
-               made_jump: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
-    """N(t, y) for first-same-as-last steppers: the cached ``N0``, recomputed where ``made_jump``.
+class FirstSameAsLast(Stepper):
+    """A stepper whose state is N(t, y) at the step's start: the end-of-step N of the last accepted
+    step (first same as last), recomputed on the lanes an event made jump."""
 
-    Returns (N0, extra evaluations: 0 or a (B,) long tensor). With ``made_jump`` None nothing is
-    evaluated; otherwise N is evaluated on all lanes and taken where a lane jumped."""
-    if made_jump is None:
-        return N0, 0
-    fresh = flow.nonlinear(t, y)
-    return torch.where(made_jump[:, None, None], fresh, N0), made_jump.long()
+    init_nfev = 1
+
+    def init(self, flow, t0: torch.Tensor, y0: torch.Tensor) -> tuple:
+        return (flow.nonlinear(t0, y0),)
+
+    @staticmethod
+    def start(flow, t: torch.Tensor, y: torch.Tensor, state: tuple,
+              made_jump: torch.Tensor | None) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """(N(t, y), extra evaluations: 0 or a (B,) long tensor, the flow's linear part L).
+
+        N is the cached ``state[0]``, recomputed where ``made_jump`` (with None nothing is
+        evaluated; otherwise N is evaluated on all lanes and taken where a lane jumped). L is read
+        from the flow on every step: a switching event may have changed it."""
+        N0 = state[0]
+        extra: Any = 0
+        if made_jump is not None:
+            fresh = flow.nonlinear(t, y)
+            N0, extra = torch.where(made_jump[:, None, None], fresh, N0), made_jump.long()
+        return N0, extra, flow.linear_operator().to(dtype=y.dtype, device=y.device)
 
 
-__all__ = ["StepResult", "Stepper", "fsal_start"]
+__all__ = ["StepResult", "Stepper", "FirstSameAsLast"]
