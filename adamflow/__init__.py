@@ -11,7 +11,16 @@ This package is the top layer: the Python API (:mod:`adamflow.api`, re-exported 
 >>> import adamflow
 >>> traj = adamflow.simulate("rosenbrock1d(c=4)", "adam", -1.5, alpha=1e-3, steps=100)
 """
-from adamflow.api import basin, landscape, lyapunov, positivity, rates, refine, simulate, velocity
+from adamflow.api import (
+           basin,
+           landscape,
+           lyapunov,
+           positivity,
+           rates,
+           refine,
+           simulate,
+           velocity,
+)
 from core.errors import ConfigError
 from core.method import HyperParam
 from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory

@@ -31,7 +31,6 @@ from core.trajectory import Trajectory
 from landscapes.base import Landscape
 from runner import experiment
 from runner.experiment import Numerics
-from runner.registry import get_model, hyper_params
 
 
 def landscape(spec: str | Landscape | Callable[[torch.Tensor], torch.Tensor], **kw) -> Landscape:
@@ -92,27 +91,15 @@ def simulate(landscape_: str | Landscape | Callable, models: str | Sequence[str]
 
     Each model runs the cartesian product theta0 x (the hyper-parameters it takes) as one batch.
     """
-    known = hyper_params()
-    unknown = [k for k in hyper if k not in known]
-    if unknown:
-        raise ConfigError(f"unknown hyper-parameter(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(known)})")
     names = [models] if isinstance(models, str) else list(models)
     land = landscape(landscape_)
     pts = _points(theta0)
     opts = {k: _values(v) for k, v in hyper.items()}
     spec = experiment.RunSpec(
-        landscape=land.spec(), models=names, theta0=pts, steps=steps, horizon=horizon, every=every,
+        landscape=land, models=names, theta0=pts, steps=steps, horizon=horizon, every=every,
         scheme=scheme, integrator=integrator, rtol=rtol, atol=atol, device=device, dtype=dtype,
         alpha=_values(alpha), **opts)
-    experiment.validate(spec)
-    land.check_dim(len(pts[0]))
-    out: dict[str, Trajectory] = {}
-    for name in names:
-        info = get_model(name)
-        lanes = experiment.lanes_for(info, spec)
-        Ks = [experiment.steps_for(spec, ln["alpha"]) for ln in lanes]
-        out[name] = experiment.run_lanes(info, land, lanes, Ks, every=every, numerics=spec.numerics)
+    out = {info.name: traj for info, traj in experiment.run(spec)}
     return out[names[0]] if isinstance(models, str) else out
 
 

@@ -217,7 +217,8 @@ class DiscreteOptimizer:
         h64 = state["hyper"]["h64"]
         alpha64 = h64["alpha"]
         K_max = max(Ks) if Ks else 0
-        uniform = len(set(Ks)) <= 1
+        ends = set(Ks)                     # the steps after which some lane stops
+        uniform = len(ends) <= 1
 
         lane_ks = [sample_indices(K, every) for K in Ks]
         T = max((len(r) for r in lane_ks), default=1)
@@ -273,7 +274,7 @@ class DiscreteOptimizer:
             before = dict(oracle.counts)
             if k - 1 in plan:
                 # a lane's last sample (k - 1 = K_b < K_max) takes f from `value`, as at the end
-                record(k - 1, state, f if uniform or k - 1 not in Ks else
+                record(k - 1, state, f if uniform or k - 1 not in ends else
                        torch.where(Kt == k - 1, landscape.value(state["theta"]), f))
             new = self.step(state, k, g, f, oracle)
             running = alive if uniform else alive & (Kt >= k)

@@ -151,8 +151,7 @@ def select_lanes(traj: Trajectory, idx: torch.Tensor) -> Trajectory:
         extras={k: v[i] for k, v in traj.extras.items()},
         params={k: [v[j] for j in idx.tolist()] for k, v in traj.params.items()},
         stats={k: v[idx.to(v.device)] for k, v in traj.stats.items()}, meta=dict(traj.meta),
-        **({"events": {k: v[idx.to(v.device)] for k, v in traj.events.items()}}
-           if getattr(traj, "events", None) else {}))
+        events={k: v[idx.to(v.device)] for k, v in traj.events.items()})
 
 
 def by_group(keys: list, run_group) -> Trajectory:
@@ -201,7 +200,7 @@ def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], st
     if len(dims) != 1:
         raise ConfigError("all theta0 lanes must have the same dimension")
     land.check_dim(dims.pop())
-    nl = land.n_lanes() if hasattr(land, "n_lanes") else None
+    nl = land.n_lanes()
     if nl is not None and nl != len(full):
         raise ConfigError(f"landscape {land.spec()} has per-lane parameters for {nl} lanes, "
                           f"but {info.name} runs {len(full)} lanes")
@@ -295,12 +294,12 @@ class RunSpec:
     Hyper-parameters are keyword arguments named as the models declare them (``alpha``, ``beta1``,
     ``u0``, ...: :func:`runner.registry.hyper_params`); an unknown name is a :class:`ConfigError`.
     Numerics: ``device``, ``dtype``, ``scheme``, ``integrator``, ``rtol``, ``atol``, ``extra``
-    (see :class:`Numerics`).
+    (see :class:`Numerics`). ``landscape`` is a spec string or a Landscape object.
     """
 
     NUMERICS = tuple(f.name for f in dataclasses.fields(Numerics))
 
-    def __init__(self, landscape: str, models: list[str], theta0: list[list[float]], *,
+    def __init__(self, landscape, models: list[str], theta0: list[list[float]], *,
                  steps: int | None = None, horizon: float | None = None, every: int = 1,
                  **options: Any) -> None:
         self.landscape = landscape
@@ -310,8 +309,7 @@ class RunSpec:
         self.horizon = horizon
         self.every = every
         num = {k: options.pop(k) for k in list(options) if k in self.NUMERICS}
-        self.numerics = Numerics(**{k: v for k, v in num.items() if v is not None or k in
-                                    ("rtol", "atol")})
+        self.numerics = Numerics(**{k: v for k, v in num.items() if v is not None})
         known = hyper_params()
         unknown = [k for k in options if k not in known]
         if unknown:
@@ -414,7 +412,7 @@ def lanes_for(info: ModelInfo, spec: RunSpec) -> list[dict[str, Any]]:
 def run(spec: RunSpec) -> list[tuple[ModelInfo, Trajectory]]:
     """Run every model of ``spec``; returns (model info, trajectory) per model."""
     validate(spec)
-    land = landscapes.parse(spec.landscape)
+    land = _landscape(spec.landscape)
     land.check_dim(len(spec.theta0[0]))
     out = []
     for info in (get_model(m) for m in spec.models):
@@ -465,7 +463,7 @@ def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, 
                 if f"min_{name}" in stats:
                     rec[f"min_{name}"] = stats[f"min_{name}"]
                     rec[f"{name}_negative"] = bool(stats[f"min_{name}"] < 0)
-            if getattr(traj, "events", None) and int(traj.events["count"][b]) > 0:
+            if traj.events and int(traj.events["count"][b]) > 0:
                 c = int(traj.events["count"][b])
                 rec["events"] = {"t": traj.events["t"][b, :c].tolist(),
                                  "index": traj.events["index"][b, :c].tolist(),
