@@ -14,6 +14,7 @@ import landscapes
 from core.errors import ConfigError
 from core.hyper import check_alpha, check_beta, check_eps, check_finite
 from runner.experiment import Numerics
+from runner.options import numerics_from_args
 from runner.options import parse_float as _float
 from runner.options import parse_vector as _vector
 from runner.registry import get_model
@@ -84,11 +85,9 @@ def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) ->
     check_beta(args.beta2, "beta2")
     check_eps(args.eps)
     check_finite(args.u0, "u0")
-    num = Numerics(scheme=args.scheme, integrator=args.integrator, rtol=args.rtol, atol=args.atol,
-                   device=args.device, dtype=args.dtype)
     if args.scheme not in schemes:
         raise ConfigError(f"unknown scheme {args.scheme!r} (choose from: {', '.join(schemes)})")
-    num.validate()
+    numerics_from_args(args)
     for m in args.models or []:
         get_model(m)
     land = landscapes.parse(args.landscape)
