@@ -71,7 +71,7 @@ def _values(x) -> list[float] | None:
 
 def simulate(landscape_: str | Landscape | Callable, models: str | Sequence[str], theta0, *,
              alpha, steps: int | None = None, horizon: float | None = None, every: int = 1,
-             scheme: str = "exact", integrator: str = "exprb43", rtol: float | None = None,
+             scheme: str = "exact", integrator: str = "auto", engine: str = "auto", rtol: float | None = None,
              atol: float | None = None, device: str = "cpu", dtype: str = "float64",
              **hyper) -> Trajectory | dict[str, Trajectory]:
     """Run discrete optimizers and/or continuous models side by side.
@@ -85,7 +85,7 @@ def simulate(landscape_: str | Landscape | Callable, models: str | Sequence[str]
         alpha: step size(s); with ``steps`` K (flows: horizon K alpha) or ``horizon`` T
             (K = round(T/alpha)) per lane.
         every: record every ``every``-th step (the last always).
-        scheme, integrator, rtol, atol, device, dtype: the numerics (:class:`runner.experiment.Numerics`).
+        scheme, integrator, engine, rtol, atol, device, dtype: the numerics (:class:`runner.experiment.Numerics`).
         **hyper: per-lane hyper-parameters by name (``beta1``, ``beta2``, ``u0``, ``eps``, ``beta``,
             ``momentum``, ...), a value or a list of values each.
 
@@ -97,7 +97,7 @@ def simulate(landscape_: str | Landscape | Callable, models: str | Sequence[str]
     opts = {k: _values(v) for k, v in hyper.items()}
     spec = experiment.RunSpec(
         landscape=land, models=names, theta0=pts, steps=steps, horizon=horizon, every=every,
-        scheme=scheme, integrator=integrator, rtol=rtol, atol=atol, device=device, dtype=dtype,
+        scheme=scheme, integrator=integrator, engine=engine, rtol=rtol, atol=atol, device=device, dtype=dtype,
         alpha=_values(alpha), **opts)
     out = {info.name: traj for info, traj in experiment.run(spec)}
     return out[names[0]] if isinstance(models, str) else out
@@ -111,7 +111,8 @@ def _problem(landscape_: str, theta0, alpha, models, beta1, beta2, eps, u0, nume
                    models=list(models or []), beta1=float(beta1), beta2=float(beta2),
                    eps=float(eps), u0=_values(u0) or [0.0], scheme=numerics.scheme,
                    rtol=numerics.rtol, atol=numerics.atol, device=numerics.device,
-                   dtype=numerics.dtype, integrator=numerics.integrator)
+                   dtype=numerics.dtype, integrator=numerics.integrator,
+                   engine=numerics.engine)
 
 
 def refine(landscape_: str, theta0, *, alpha, models: Sequence[str] | None = None,

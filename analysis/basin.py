@@ -170,7 +170,8 @@ def classify(final_theta, minima: list[list[float]] | list[dict]) -> list[int]:
 
 def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps: float = 1e-8,
                  device: str = "cpu", dtype: str = "float64", rtol: float | None = None,
-                 atol: float | None = None, scheme: str = "exact", integrator: str = "exprb43"
+                 atol: float | None = None, scheme: str = "exact", integrator: str = "auto",
+                 engine: str = "auto"
                  ) -> dict[str, Any]:
     """Final state of each lane {"theta0": [..], "alpha", "beta1", "beta2", "u0", "steps": K}.
 
@@ -182,7 +183,7 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
     "steps": [K]} plus "sweeps" and "converged" under the paper scheme.
     """
     info = get_model(model)
-    num = Numerics(scheme=scheme if info.kind == "flow" else "exact", integrator=integrator,
+    num = Numerics(scheme=scheme if info.kind == "flow" else "exact", integrator=integrator, engine=engine,
                    rtol=rtol, atol=atol, device=device, dtype=dtype)
     Ks = [int(ln["steps"]) for ln in lanes]
     every = max(max(Ks), 1)
@@ -285,7 +286,8 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 theta0_range: tuple[float, float] = (-2.0, 2.0),
                 alpha_range: tuple[float, float] | None = None, device: str = "cpu",
                 dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
-                progress: bool = False, scheme: str = "exact", integrator: str = "exprb43"
+                progress: bool = False, scheme: str = "exact", integrator: str = "auto",
+                engine: str = "auto"
                 ) -> dict[str, Any]:
     """Final state vs alpha (+ optional bisection and map). Without alpha and a step rule the SPEC
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
@@ -335,7 +337,7 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     for m in models:
         get_model(m).check_scheme(scheme)
     kw = dict(eps=eps, device=device, dtype=dtype, rtol=rtol, atol=atol, scheme=scheme,
-              integrator=integrator)
+              integrator=integrator, engine=engine)
     n_jobs = len(models) * (1 + (map_n is not None)) + (1 if bisect is not None else 0)
     bar = tqdm(total=n_jobs, desc="basin", unit="run", disable=not progress)
 
@@ -530,7 +532,8 @@ class BasinStudy(Study):
             map_n=args.map_n, theta0_range=tuple(args.theta0_range),
             alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
             device=numerics.device, dtype=numerics.dtype, rtol=numerics.rtol, atol=numerics.atol,
-            progress=not args.quiet, scheme=numerics.scheme, integrator=numerics.integrator)
+            progress=not args.quiet, scheme=numerics.scheme, integrator=numerics.integrator,
+            engine=numerics.engine)
 
     def plot(self, result, path) -> None:
         plot_basin(result, path)

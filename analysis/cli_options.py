@@ -59,12 +59,14 @@ class Problem:
     atol: float | None = None
     device: str = "cpu"
     dtype: str = "float64"
-    integrator: str = "exprb43"
+    integrator: str = "auto"
+    engine: str = "auto"
     extra: dict = field(default_factory=dict)
 
     @property
     def numerics(self) -> Numerics:
-        return Numerics(scheme=self.scheme, integrator=self.integrator, rtol=self.rtol,
+        return Numerics(scheme=self.scheme, integrator=self.integrator, engine=self.engine,
+                        rtol=self.rtol,
                         atol=self.atol, device=self.device, dtype=self.dtype, extra=dict(self.extra))
 
 
@@ -95,4 +97,5 @@ def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) ->
     return Problem(landscape=args.landscape, theta0=args.theta0, alpha=list(args.alpha or []),
                    models=list(args.models or []), beta1=args.beta1, beta2=args.beta2,
                    eps=args.eps, u0=list(args.u0), scheme=args.scheme, rtol=args.rtol,
-                   atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator)
+                   atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator,
+                   engine=args.engine)

@@ -225,7 +225,7 @@ def run_specs(problem, *, steps: int | None, horizon: float | None) -> list:
             landscape=problem.landscape, models=[model], theta0=problem.theta0,
             alpha=problem.alpha, beta1=[problem.beta1], beta2=[problem.beta2], eps=[problem.eps],
             u0=problem.u0, steps=steps, horizon=horizon, device=problem.device,
-            dtype=problem.dtype, scheme=problem.scheme, integrator=problem.integrator,
+            dtype=problem.dtype, scheme=problem.scheme, integrator=problem.integrator, engine=problem.engine,
             rtol=problem.rtol, atol=problem.atol)
         experiment.validate(spec)
         for a in spec.alpha:

@@ -48,6 +48,7 @@ from core.method import defaults as method_defaults
 from core.oracle import Oracle
 from core.threading_policy import small_batch_threads
 from core.trajectory import Status, Trajectory, diverged_mask
+from discrete import fast
 
 #: how often (in steps) run() checks whether every lane has diverged (the only host sync in the loop)
 EARLY_STOP_CHECK = 64
@@ -92,6 +93,8 @@ class DiscreteOptimizer:
     hyperparameters: ClassVar[dict[str, float | None]] = {"alpha": None}
     #: derived: validator per hyper-parameter, called as check(value, name)
     checks: ClassVar[dict[str, Callable[[LaneValue, str], None]]] = {}
+    #: family code of the compiled update (:mod:`discrete.fast`); None: torch engine only
+    compiled_code: ClassVar[int | None] = None
     #: names of the (B, n) moment tensors in the state, reported as Trajectory extras
     moment_names: ClassVar[tuple[str, ...]] = ()
     #: derived: what a run records besides theta and f (= moment_names)
@@ -171,10 +174,25 @@ class DiscreteOptimizer:
 
     # ------------------------------------------------------------------ run
     def run(self, landscape, theta0: torch.Tensor, steps, every: int = 1,
-            record_moments: bool = True) -> Trajectory:
-        """See :meth:`_run`; small CPU batches run with one intra-op thread."""
+            record_moments: bool = True, engine: str = "torch") -> Trajectory:
+        """See :meth:`_run`; small CPU batches run with one intra-op thread.
+
+        ``engine="compiled"`` runs the same updates in one compiled kernel
+        (:mod:`discrete.fast`; :func:`discrete.fast.compiled_support` says where it applies)."""
         if not isinstance(theta0, torch.Tensor):
             raise ConfigError("theta0 must be a (B, n) tensor")
+        if engine == "compiled":
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise ConfigError(f"every must be an integer >= 1, got {every!r}")
+            if theta0.dim() != 2:
+                raise ConfigError("theta0 must be a (B, n) tensor")
+            why = fast.compiled_support(self, landscape, theta0.dtype, theta0.device)
+            if why is not None:
+                raise ConfigError(f"the compiled engine cannot run this: {why}")
+            return fast.run_compiled(self, landscape, theta0, self._lane_steps(steps, theta0.shape[0]),
+                                     every, record_moments)
+        if engine != "torch":
+            raise ConfigError(f"engine must be 'torch' or 'compiled', got {engine!r}")
         with small_batch_threads(theta0):
             return self._run(landscape, theta0, steps, every, record_moments)
 

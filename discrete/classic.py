@@ -20,6 +20,7 @@ import torch
 
 from core.method import ALPHA, BETA, BETA1, BETA2, EPS, MOMENTUM
 
+from . import fast, updates
 from .base import DiscreteOptimizer, col, lane_pow
 
 
@@ -30,6 +31,12 @@ class GD(DiscreteOptimizer):
     description = "gradient descent theta <- theta - alpha g"
     hyper = (ALPHA,)
     moment_names = ()
+    compiled_code = fast.GD
+
+    @staticmethod
+    def compiled_row(h):
+        """Per-lane constants of the compiled update (:mod:`discrete.fast`), float64 (B,) each."""
+        return [h["alpha"]]
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
@@ -40,7 +47,7 @@ class GD(DiscreteOptimizer):
         h = state["hyper"]
         new = dict(state)
         if self.arithmetic == "spec":
-            new["theta"] = state["theta"] - h["alpha"] * grad
+            new["theta"] = updates.gd(state["theta"], grad, h["alpha"])
         else:
             new["theta"] = torch.addcmul(state["theta"], h["neg_alpha"], grad)
         new["count"] = state["count"] + 1
@@ -59,6 +66,12 @@ class HeavyBall(DiscreteOptimizer):
     description = "heavy ball (torch SGD momentum) b <- mu b + g, theta <- theta - alpha b"
     hyper = (ALPHA, MOMENTUM)
     moment_names = ("m",)
+    compiled_code = fast.HEAVYBALL
+
+    @staticmethod
+    def compiled_row(h):
+        """Per-lane constants of the compiled update (:mod:`discrete.fast`), float64 (B,) each."""
+        return [h["alpha"], h["momentum"]]
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
@@ -73,7 +86,7 @@ class HeavyBall(DiscreteOptimizer):
         new = dict(state)
         new["m"] = buf
         if self.arithmetic == "spec":
-            new["theta"] = state["theta"] - h["alpha"] * buf
+            new["theta"] = updates.heavyball(state["theta"], buf, h["alpha"])
         else:
             new["theta"] = torch.addcmul(state["theta"], h["neg_alpha"], buf)
         new["count"] = state["count"] + 1
@@ -97,6 +110,12 @@ class Adam(DiscreteOptimizer):
     description = "Adam with bias correction (SPEC formula; torch.optim.Adam-exact with arithmetic=\"torch\")"
     hyper = (ALPHA, BETA1, BETA2, EPS)
     moment_names = ("m", "v")
+    compiled_code = fast.ADAM
+
+    @staticmethod
+    def compiled_row(h):
+        """Per-lane constants of the compiled update (:mod:`discrete.fast`), float64 (B,) each."""
+        return [h["alpha"], h["beta1"], 1 - h["beta1"], h["beta2"], 1 - h["beta2"], h["eps"]]
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
@@ -113,11 +132,10 @@ class Adam(DiscreteOptimizer):
         h64, dtype = h["h64"], h["dtype"]
         count = state["count"] + 1
         if self.arithmetic == "spec":
-            m = h["b1"] * state["m"] + h["omb1"] * grad
-            v = h["b2"] * state["v"] + h["omb2"] * (grad * grad)
             bc1 = col(1 - lane_pow(h64["beta1"], count), dtype)
             bc2 = col(1 - lane_pow(h64["beta2"], count), dtype)
-            theta = state["theta"] - h["alpha"] * (m / bc1) / (torch.sqrt(v / bc2) + h["eps"])
+            theta, m, v = updates.adam(state["theta"], state["m"], state["v"], grad, h["alpha"],
+                                       h["b1"], h["omb1"], h["b2"], h["omb2"], h["eps"], bc1, bc2)
             new = dict(state)
             new.update(m=m, v=v, count=count, theta=theta)
             return new
@@ -146,6 +164,12 @@ class RMSProp(DiscreteOptimizer):
     description = "RMSProp v <- b v + (1-b) g^2, theta <- theta - alpha g/(sqrt v + eps)"
     hyper = (ALPHA, BETA, EPS)
     moment_names = ("v",)
+    compiled_code = fast.RMSPROP
+
+    @staticmethod
+    def compiled_row(h):
+        """Per-lane constants of the compiled update (:mod:`discrete.fast`), float64 (B,) each."""
+        return [h["alpha"], h["beta"], 1 - h["beta"], h["eps"]]
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
@@ -158,10 +182,10 @@ class RMSProp(DiscreteOptimizer):
     def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         if self.arithmetic == "spec":
-            v = h["b"] * state["v"] + h["omb"] * (grad * grad)
+            theta, v = updates.rmsprop(state["theta"], state["v"], grad, h["alpha"], h["b"],
+                                       h["omb"], h["eps"])
             new = dict(state)
-            new.update(v=v, count=state["count"] + 1,
-                       theta=state["theta"] - h["alpha"] * grad / (torch.sqrt(v) + h["eps"]))
+            new.update(v=v, count=state["count"] + 1, theta=theta)
             return new
         v = torch.addcmul(state["v"] * h["b"], h["omb"] * grad, grad)
         avg = torch.sqrt(v) + h["eps"]
@@ -185,6 +209,12 @@ class AdaGrad(DiscreteOptimizer):
     description = "AdaGrad G <- G + g^2, theta <- theta - alpha g/(sqrt G + eps)"
     hyper = (ALPHA, EPS)
     moment_names = ("v",)
+    compiled_code = fast.ADAGRAD
+
+    @staticmethod
+    def compiled_row(h):
+        """Per-lane constants of the compiled update (:mod:`discrete.fast`), float64 (B,) each."""
+        return [h["alpha"], h["eps"]]
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
@@ -195,10 +225,9 @@ class AdaGrad(DiscreteOptimizer):
     def step(self, state, k, grad, value=None, oracle=None):
         h = state["hyper"]
         if self.arithmetic == "spec":
-            G = state["v"] + grad * grad
+            theta, G = updates.adagrad(state["theta"], state["v"], grad, h["alpha"], h["eps"])
             new = dict(state)
-            new.update(v=G, count=state["count"] + 1,
-                       theta=state["theta"] - h["alpha"] * grad / (torch.sqrt(G) + h["eps"]))
+            new.update(v=G, count=state["count"] + 1, theta=theta)
             return new
         G = torch.addcmul(state["v"], grad, grad)
         std = torch.sqrt(G) + h["eps"]

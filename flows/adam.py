@@ -27,6 +27,8 @@ import torch
 
 from core.hyper import check_alpha, check_beta, check_eps, check_finite, lane_tensor
 from core.method import ALPHA, BETA, BETA1, BETA2, EPS, U0
+from flows import direction as adam_math
+from flows.compiled_form import AdamForm
 from flows.kernels import FirstOrderKernel, Realization, SecondOrderKernel
 from flows.semilinear import SemilinearFlow
 from landscapes.base import Landscape
@@ -131,13 +133,8 @@ class NonlocalAdamFlow(SemilinearFlow):
     def direction(self, s: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """The Adam direction A(s) = eta m / (sqrt(max(v,0)) + epsq), (B,) x (B,n) x (B,n) -> (B,n)."""
         hp = self.hp
-        q = s / hp.alpha + 1.0
-        c2 = one_minus_pow(hp.beta2, q)
-        c1 = one_minus_pow(hp.beta1, q)
-        sq = torch.sqrt(c2)
-        eta = (sq / c1)[:, None]
-        epsq = (hp.eps * sq)[:, None]
-        return eta * m / (torch.sqrt(torch.clamp(v, min=0.0)) + epsq)
+        eta, epsq = adam_math.bias_factors(s / hp.alpha + 1.0, hp.beta1, hp.beta2, hp.eps)
+        return adam_math.direction(eta[:, None], epsq[:, None], m, v)
 
     def direction_partials(self, s: torch.Tensor, m: torch.Tensor, v: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -191,6 +188,20 @@ class NonlocalAdamFlow(SemilinearFlow):
         Jt[:, :, rA] = kA[:, None] * dA_ds
         D = n * d
         return J4.reshape(B, D, D), Jt.reshape(B, D)
+
+    def compiled_form(self) -> AdamForm:
+        """This flow as data of the Adam-family form (:mod:`flows.compiled_form`)."""
+        a = self.hp.alpha
+        B, d = self._B, self.d
+        cm, cv, bg, bgg = (a.new_zeros(B, d) for _ in range(4))
+        cm[:, self._sl_m] = self._cm
+        cv[:, self._sl_v] = self._cv
+        bg[:, self._sl_m] = self._bm
+        bgg[:, self._sl_v] = self._bv
+        kA = -torch.ones_like(a) if self.order == 1 else -2.0 / a
+        return AdamForm(L=self._L, cm=cm, cv=cv, bg=bg, bgg=bgg, kA=kA, alpha=a,
+                        beta1=self.hp.beta1, beta2=self.hp.beta2, eps=self.hp.eps,
+                        row=0 if self.order == 1 else 1, wg=0.0, bias=True)
 
     def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         theta = y[..., 0]
@@ -324,6 +335,17 @@ class _AccumulatorFlow(SemilinearFlow):
 
     def linear_operator(self) -> torch.Tensor:
         return self._L
+
+    def compiled_form(self) -> AdamForm:
+        """This flow as data of the Adam-family form: wg = 1, v = z[1], no bias factors."""
+        a = self.hp.alpha
+        B = self._B
+        cm, cv, bg, bgg = (a.new_zeros(B, 2) for _ in range(4))
+        cv[:, 1] = 1.0
+        bgg[:, 1] = self._gain
+        zero = torch.zeros_like(a)
+        return AdamForm(L=self._L, cm=cm, cv=cv, bg=bg, bgg=bgg, kA=-torch.ones_like(a), alpha=a,
+                        beta1=zero, beta2=zero, eps=self.hp.eps, row=0, wg=1.0, bias=False)
 
     def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         theta, v = y[..., 0], y[..., 1]

@@ -12,6 +12,7 @@ import torch
 
 from core.grid import output_indices
 from core.trajectory import Trajectory
+from flows.fast.solve import solve_fast
 from flows.semilinear import SemilinearFlow
 from flows.solve import solve
 
@@ -39,18 +40,27 @@ def output_grid(alpha: torch.Tensor, K: list[int] | torch.Tensor, every: int = 1
 def simulate(flow: SemilinearFlow, theta0: torch.Tensor, t_out: torch.Tensor,
              n_out: torch.Tensor | None = None, *, rtol: float | None = None,
              atol: float | None = None, params: dict | None = None, meta: dict | None = None,
-             events: list | None = None, **solve_kwargs) -> Trajectory:
+             events: list | None = None, engine: str = "torch", **solve_kwargs) -> Trajectory:
     """Integrate ``flow`` from theta0 (B, n) with the exact-mode integrator and sample it at t_out.
 
     ``rtol``/``atol`` (default 1e-10/1e-12), ``events`` (:class:`flows.events.Event` list) and
     ``solve_kwargs`` go to :func:`flows.solve.solve`. With events, the trajectory's ``events`` holds the
-    per-lane records {"t", "index", "direction", "count"} (see :class:`flows.solve.Solution`)."""
+    per-lane records {"t", "index", "direction", "count"} (see :class:`flows.solve.Solution`).
+    ``engine``: "torch" (:func:`flows.solve.solve`, the reference) or "compiled"
+    (:func:`flows.fast.solve.solve_fast`; ``solve_kwargs`` then max_steps, max_step, threads)."""
 
     B, n = theta0.shape
     if n_out is None:
         n_out = torch.full((B,), t_out.shape[1], dtype=torch.long, device=theta0.device)
     y0 = flow.initial_state(theta0)
-    sol = solve(flow, y0, t_out, n_out, rtol=rtol, atol=atol, events=events, **solve_kwargs)
+    if engine == "compiled":
+        if events:
+            raise ValueError("simulate: events run on the torch engine")
+        sol = solve_fast(flow, y0, t_out, n_out, rtol=rtol, atol=atol, **solve_kwargs)
+    elif engine == "torch":
+        sol = solve(flow, y0, t_out, n_out, rtol=rtol, atol=atol, events=events, **solve_kwargs)
+    else:
+        raise ValueError(f"simulate: engine must be 'torch' or 'compiled', got {engine!r}")
     outs = flow.outputs(sol.ys)                      # each (B, T, n)
     theta = outs.pop("theta")
     f = trajectory_values(flow.landscape, theta)

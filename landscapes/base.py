@@ -252,15 +252,31 @@ class Landscape(abc.ABC):
 
 
 class Separable(Landscape):
-    """f(theta) = sum_i phi(theta_i): subclasses give phi, phi' and phi'' elementwise."""
+    """f(theta) = sum_i phi(theta_i): subclasses give phi, phi' and phi'' elementwise.
+
+    phi' is written once, as the static ``dphi_point(x, p)`` over plain arithmetic (see
+    :mod:`core.pointwise`), with ``p`` the values of :attr:`POINT_PARAMS` in order (``p[0]``, ...);
+    :meth:`dphi` evaluates it on tensors and the compiled engine compiles the same function
+    (:mod:`landscapes.compiled`).
+    """
+
+    #: lane-scalar parameters that ``dphi_point`` reads, in the order of ``p``
+    POINT_PARAMS: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         """Elementwise phi(x), x of shape (B, n)."""
 
-    @abc.abstractmethod
+    #: phi'(x, p) for one value (or elementwise on tensors), p the POINT_PARAMS values; a static
+    #: method of the subclass. A subclass may instead override :meth:`dphi` (torch engine only).
+    dphi_point = None
+
     def dphi(self, x: torch.Tensor) -> torch.Tensor:
         """Elementwise phi'(x)."""
+        if self.dphi_point is None:
+            raise NotImplementedError(f"{type(self).__name__} defines neither dphi_point nor dphi")
+        p = tuple(self._lanes(getattr(self, k), x, k, lead=0) for k in self.POINT_PARAMS)
+        return self.dphi_point(x, p)
 
     @abc.abstractmethod
     def d2phi(self, x: torch.Tensor) -> torch.Tensor:

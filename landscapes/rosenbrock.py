@@ -77,8 +77,11 @@ class Rosenbrock1D(Separable):
         c = self._lanes(self.c, x, "c", lead=0)
         return (1 - x) ** 2 + c * (x * x - 1) ** 2
 
-    def dphi(self, x: torch.Tensor) -> torch.Tensor:
-        c = self._lanes(self.c, x, "c", lead=0)
+    POINT_PARAMS = ("c",)
+
+    @staticmethod
+    def dphi_point(x, p):
+        c = p[0]
         return -2 * (1 - x) + 4 * c * x * (x * x - 1)
 
     def d2phi(self, x: torch.Tensor) -> torch.Tensor:

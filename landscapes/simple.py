@@ -125,8 +125,11 @@ class Shifted(Separable):
     def phi(self, x):
         return (x - self._lanes(self.center, x, "center", lead=0)) ** 2
 
-    def dphi(self, x):
-        return 2 * (x - self._lanes(self.center, x, "center", lead=0))
+    POINT_PARAMS = ("center",)
+
+    @staticmethod
+    def dphi_point(x, p):
+        return 2 * (x - p[0])
 
     def d2phi(self, x):
         return torch.full_like(x, 2.0)
@@ -147,7 +150,8 @@ class DoubleWell(Separable):
     def phi(self, x):
         return (x * x - 1) ** 2 / 4
 
-    def dphi(self, x):
+    @staticmethod
+    def dphi_point(x, p):
         return x * (x * x - 1)
 
     def d2phi(self, x):
@@ -216,7 +220,8 @@ class Sextic(Separable):
         x2 = x * x
         return x2 * x2 * x2 + x2 * x2 * x + 3 * x2 * x + 4 * x2 + x
 
-    def dphi(self, x):
+    @staticmethod
+    def dphi_point(x, p):
         x2 = x * x
         return 6 * x2 * x2 * x + 5 * x2 * x2 + 9 * x2 + 8 * x + 1
 

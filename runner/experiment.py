@@ -33,6 +33,8 @@ from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
 from core.method import ModelInfo
 from core.trajectory import Trajectory
+from discrete.fast import compiled_support
+from flows.fast.solve import fast_support
 from flows.paper_scheme import SUBSTEPS, run_paper_scheme
 from flows.paper_scheme_2024 import run_paper2024
 from flows.simulate import output_grid, simulate
@@ -40,11 +42,21 @@ from flows.solvers import HochbruckOstermann4
 from runner.registry import get_model, hyper_params, registry
 
 #: exact-mode steppers (``--integrator``):
+#: auto    - dop853 on the compiled engine where it applies, else exprb43 (the default)
+#: dop853  - Dormand-Prince 8(5,3), one adaptive loop per lane in one compiled kernel
+#:           (:mod:`flows.fast`; compiled engine only)
 #: exprb43 - exponential Rosenbrock, full Jacobian: robust also where the adaptive gain makes the
-#:           flow stiff (small beta2, late in a run); the default
+#:           flow stiff (small beta2, late in a run); the torch engine's default
 #: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
-#:           steps on smooth runs, stability-limited where the nonlinear part is stiff
-INTEGRATORS = ("exprb43", "etd4")
+#:           steps on smooth runs, stability-limited where the nonlinear part is stiff (torch)
+INTEGRATORS = ("auto", "dop853", "exprb43", "etd4")
+#: which engine runs each integrator
+INTEGRATOR_ENGINE = {"dop853": "compiled", "exprb43": "torch", "etd4": "torch"}
+
+#: exact-mode engines (``--engine``): auto (compiled where the flow, the landscape, the dtype and
+#: the device allow it, else torch), compiled (:mod:`flows.fast`; an error where it does not apply),
+#: torch (the reference engine, :func:`flows.solve.solve`)
+ENGINES = ("auto", "compiled", "torch")
 
 #: flow schemes: "exact" (every flow), "paper" (the substep scheme of arXiv 2602.09101,
 #: :mod:`flows.paper_scheme`), "paper2024" (the published fixed-point IDE solver of
@@ -73,14 +85,15 @@ def integrator_kwargs(name: str) -> dict:
 
 @dataclass
 class Numerics:
-    """How flows are solved: scheme, exact-mode integrator and tolerances, device and dtype.
+    """How flows are solved: scheme, exact-mode engine, integrator and tolerances, device, dtype.
 
     ``rtol``/``atol`` None take :data:`DEFAULT_TOLERANCES` of the dtype; ``extra`` holds
     scheme options (:data:`PAPER_OPTIONS`, :data:`PAPER2024_OPTIONS`).
     """
 
     scheme: str = "exact"
-    integrator: str = "exprb43"
+    integrator: str = "auto"
+    engine: str = "auto"
     rtol: float | None = None
     atol: float | None = None
     device: str = "cpu"
@@ -91,6 +104,12 @@ class Numerics:
         if self.integrator not in INTEGRATORS:
             raise ConfigError(f"unknown integrator {self.integrator!r} "
                               f"(choose from: {', '.join(INTEGRATORS)})")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r} (choose from: {', '.join(ENGINES)})")
+        need = INTEGRATOR_ENGINE.get(self.integrator)
+        if need is not None and self.engine not in ("auto", need):
+            raise ConfigError(f"integrator {self.integrator} runs on the {need} engine, "
+                              f"not --engine {self.engine}")
         if self.scheme not in SCHEME_NAMES:
             raise ConfigError(f"unknown scheme {self.scheme!r} (available: {', '.join(SCHEME_NAMES)})")
         for tol, name in ((self.rtol, "rtol"), (self.atol, "atol")):
@@ -113,8 +132,37 @@ class Numerics:
                 self.atol if self.atol is not None else atol)
 
     def solve_kwargs(self, dtype: torch.dtype | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`flows.solve.solve` (the torch engine)."""
         rtol, atol = self.tolerances(dtype)
         return {"rtol": rtol, "atol": atol, **integrator_kwargs(self.integrator)}
+
+    def discrete_engine(self, opt, landscape) -> str:
+        """The engine that runs the discrete optimizer ``opt`` (auto: compiled where
+        :func:`discrete.fast.compiled_support` allows it)."""
+        if self.engine == "torch":
+            return "torch"
+        why = compiled_support(opt, landscape, self.torch_dtype, self.torch_device)
+        if why is None:
+            return "compiled"
+        if self.engine == "compiled":
+            raise ConfigError(f"the compiled engine cannot run this: {why} (use --engine torch)")
+        return "torch"
+
+    def choose_engine(self, flow) -> tuple[str, str]:
+        """(engine, integrator) that run ``flow`` in the exact mode under these numerics.
+
+        auto takes the compiled engine where :func:`flows.fast.solve.fast_support` allows it (and no
+        torch stepper was named); ``--engine compiled`` or ``--integrator dop853`` where it does not
+        is a ConfigError with the reason."""
+        want = INTEGRATOR_ENGINE.get(self.integrator, self.engine)
+        if want == "torch":
+            return "torch", "exprb43" if self.integrator == "auto" else self.integrator
+        why = fast_support(flow, self.torch_dtype, self.torch_device)
+        if why is None:
+            return "compiled", "dop853"
+        if want == "compiled":
+            raise ConfigError(f"the compiled engine cannot run this: {why} (use --engine torch)")
+        return "torch", "exprb43"
 
 
 # -- one model over explicit lanes ------------------------------------------------------------------
@@ -212,8 +260,11 @@ def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], st
         if grids is not None:
             raise ConfigError("explicit output times apply to flows only")
         opt = info.cls(**_hp_tensors(info, full, dtype, device))
-        traj = opt.run(land, theta0, steps=Ks[0] if len(set(Ks)) == 1 else Ks, every=every)
+        engine = num.discrete_engine(opt, land)
+        traj = opt.run(land, theta0, steps=Ks[0] if len(set(Ks)) == 1 else Ks, every=every,
+                       engine=engine)
         traj.params = _params(info, full)
+        traj.meta["engine"] = engine
     elif num.scheme == "exact":
         traj = _run_exact(info, land, full, Ks, every, grids, num, theta0)
     elif grids is not None:
@@ -225,7 +276,8 @@ def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], st
     _signed_monitors(info, traj)
     traj.meta.update({"model": info.name, "landscape": land.spec()})
     if info.kind == "flow":
-        traj.meta.update({"scheme": num.scheme, "integrator": num.integrator})
+        traj.meta.setdefault("integrator", num.integrator)
+        traj.meta["scheme"] = num.scheme
     return traj
 
 
@@ -244,7 +296,16 @@ def _run_exact(info, land, lanes, Ks, every, grids, num, theta0) -> Trajectory:
             t_out[b, :len(g)] = torch.tensor(g, dtype=dtype)
         t_out = t_out.to(device)
         n_out = torch.tensor([len(g) for g in grids], dtype=torch.long, device=device)
-    return simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), **num.solve_kwargs(dtype))
+    engine, integrator = num.choose_engine(flow)
+    rtol, atol = num.tolerances(dtype)
+    if engine == "compiled":
+        traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
+                        atol=atol, engine="compiled")
+    else:
+        traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
+                        atol=atol, **integrator_kwargs(integrator))
+    traj.meta.update({"engine": engine, "integrator": integrator})
+    return traj
 
 
 def _run_paper(info, land, lanes, Ks, every, num, theta0) -> Trajectory:

@@ -12,7 +12,7 @@ import argparse
 import re
 from typing import Any
 
-from runner.experiment import INTEGRATORS, SCHEME_NAMES, Numerics, scheme_models
+from runner.experiment import ENGINES, INTEGRATORS, SCHEME_NAMES, Numerics, scheme_models
 from runner.registry import hyper_params, registry
 
 _NUMLIKE = re.compile(r"^-[\d.]")
@@ -74,8 +74,12 @@ def add_numerics_options(p: argparse.ArgumentParser, *, scheme_default: str = "e
                    help="flow scheme: " + "; ".join(
                        f"{s} ({', '.join(scheme_models(s))})" if s != "exact" else "exact (every flow)"
                        for s in SCHEME_NAMES))
-    p.add_argument("--integrator", default="exprb43",
-                   help=f"exact-mode stepper: {' or '.join(INTEGRATORS)} (default exprb43)")
+    p.add_argument("--integrator", default="auto",
+                   help=f"exact-mode stepper: {', '.join(INTEGRATORS)} (default auto: dop853 on "
+                        "the compiled engine where it applies, else exprb43)")
+    p.add_argument("--engine", default="auto",
+                   help=f"exact-mode engine: {', '.join(ENGINES)} (default auto: compiled where the "
+                        "flow, landscape, dtype and device allow it; torch = the reference engine)")
     p.add_argument("--rtol", type=parse_float, default=None,
                    help="flow relative tolerance (default 1e-10; float32 1e-5)")
     p.add_argument("--atol", type=parse_float, default=None,
@@ -86,7 +90,7 @@ def add_numerics_options(p: argparse.ArgumentParser, *, scheme_default: str = "e
 
 def numerics_from_args(args: argparse.Namespace, **extra: Any) -> Numerics:
     """The :class:`Numerics` of :func:`add_numerics_options`' options, validated."""
-    num = Numerics(scheme=args.scheme, integrator=args.integrator, rtol=args.rtol, atol=args.atol,
+    num = Numerics(scheme=args.scheme, integrator=args.integrator, engine=args.engine, rtol=args.rtol, atol=args.atol,
                    device=args.device, dtype=args.dtype, extra=dict(extra))
     num.validate()
     return num

@@ -1,0 +1,244 @@
+r"""The per-lane compiled integrator: DOP853 with its own adaptive loop for every lane.
+
+The kernel
+
+    solve_lanes(family, grad, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
+                bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
+
+runs lanes ``order[j]`` in a ``prange`` loop over the right-hand side of flow family ``family``
+with the landscape gradient ``grad`` (:func:`flows.fast.rhs.family_rhs`). It is compiled once and
+cached on disk by numba (the gradient is a first-class function argument, not a specialisation). Each lane is an independent adaptive
+integration (the design of ensemble GPU kernels: no lockstep, no host synchronisation, a finished
+lane costs nothing):
+
+* step: Dormand-Prince 8(5,3), FSAL (:mod:`flows.fast.dop853`);
+* error: the DOP853 combination of the 5th- and 3rd-order estimates, RMS over the components with
+  ``ew > 0`` (the flow's :meth:`error_weights`), scale atol + rtol max(|y|, |y_new|);
+* control: h_new = h min(10, max(0.2, 0.9 err^{-1/8})), no growth right after a rejection; the first
+  step from the Hairer-Wanner starting-step estimate; the last step lands exactly on the lane's last
+  output time; h <= h_max;
+* output: every output time inside a step from the order-7 dense output (three extra stages, only on
+  steps that hold one), output times equal to a step end from the step itself;
+* statuses (:class:`core.trajectory.Status` codes): 1 diverged (theta non-finite or beyond
+  ``bound`` after an accepted step, or h driven below 16 ulp of t by non-finite trial states;
+  ``div_at`` its time), 2 step underflow (h below 16 ulp of t otherwise),
+  3 the attempted-step budget ``max_steps`` spent. Outputs after a failure stay NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from flows.fast import dop853 as tab
+from flows.fast.rhs import family_rhs
+
+OK, DIVERGED, STEP_UNDERFLOW, MAX_STEPS = 0, 1, 2, 3
+
+
+A, Bw, C, E3, E5 = tab.A, tab.B, tab.C, tab.E3, tab.E5
+Dm, AX, CX = tab.D, tab.A_EXTRA, tab.C_EXTRA
+NS = tab.N_STAGES
+inv_q = 1.0 / (tab.ERROR_ORDER + 1)
+
+
+@njit(cache=True)
+def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
+         ys, status, div_at, t_fin, nfev, acc, rej):
+    N = y0.shape[1]
+    mrow = M[b]
+    lrow = LP[b]
+    K = np.empty((NS + 4, N))
+    F = np.empty((7, N))
+    g = np.empty(n)
+    y = y0[b].copy()
+    yn = np.empty(N)
+    tmp = np.empty(N)
+    nout = n_out[b]
+    t = 0.0
+    nf = 0
+    na = 0
+    nr = 0
+    p = 0
+    while p < nout and t_out[b, p] <= t:
+        ys[b, p, :] = y
+        p += 1
+    for i in range(n):
+        th = y[i * d]
+        if not (abs(th) <= bound):
+            status[b] = DIVERGED
+            div_at[b] = t
+            p = nout
+    if p >= nout:
+        t_fin[b] = t
+        return
+    t_end = t_out[b, nout - 1]
+    family_rhs(family, grad, t, y, K[0], mrow, lrow, n, d, g)
+    nf += 1
+    # starting step (Hairer, Norsett & Wanner, II.4)
+    span = t_end - t
+    d0 = 0.0
+    d1 = 0.0
+    for k in range(N):
+        sc = atol + rtol * abs(y[k])
+        d0 += (y[k] / sc) ** 2
+        d1 += (K[0, k] / sc) ** 2
+    d0 = math.sqrt(d0 / N)
+    d1 = math.sqrt(d1 / N)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, span, h_max)
+    for k in range(N):
+        tmp[k] = y[k] + h0 * K[0, k]
+    family_rhs(family, grad, t + h0, tmp, K[1], mrow, lrow, n, d, g)
+    nf += 1
+    d2 = 0.0
+    for k in range(N):
+        sc = atol + rtol * abs(y[k])
+        d2 += ((K[1, k] - K[0, k]) / sc) ** 2
+    d2 = math.sqrt(d2 / N) / h0
+    dm = max(d1, d2)
+    if dm <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / dm) ** inv_q
+    h = min(100.0 * h0, h1)
+    rejected_last = False
+    nonfinite = False
+    steps = 0
+    while True:
+        if steps >= max_steps:
+            status[b] = MAX_STEPS
+            break
+        if h > h_max:
+            h = h_max
+        span = t_end - t
+        last = h >= span
+        if last:
+            h = span
+        if h <= 16.0 * 2.220446049250313e-16 * max(abs(t), 1e-300):
+            if nonfinite:                 # driven to the floor by non-finite trial states
+                status[b] = DIVERGED
+                div_at[b] = t
+            else:
+                status[b] = STEP_UNDERFLOW
+            break
+        # stages 1..11
+        for s in range(1, NS):
+            for k in range(N):
+                a = 0.0
+                for r in range(s):
+                    a += A[s, r] * K[r, k]
+                tmp[k] = y[k] + h * a
+            family_rhs(family, grad, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
+        for k in range(N):
+            a = 0.0
+            for r in range(NS):
+                a += Bw[r] * K[r, k]
+            yn[k] = y[k] + h * a
+        t_new = t_end if last else t + h
+        family_rhs(family, grad, t_new, yn, K[NS], mrow, lrow, n, d, g)
+        nf += NS
+        steps += 1
+        e5 = 0.0
+        e3 = 0.0
+        nc = 0
+        for k in range(N):
+            if ew[k] > 0.0:
+                sc = atol + rtol * max(abs(y[k]), abs(yn[k]))
+                a5 = 0.0
+                a3 = 0.0
+                for r in range(NS + 1):
+                    a5 += E5[r] * K[r, k]
+                    a3 += E3[r] * K[r, k]
+                e5 += (a5 / sc) ** 2
+                e3 += (a3 / sc) ** 2
+                nc += 1
+        if e5 == 0.0 and e3 == 0.0:
+            err = 0.0
+        else:
+            err = h * e5 / math.sqrt((e5 + 0.01 * e3) * max(nc, 1))
+        if not (err <= 1.0):          # rejected (NaN included)
+            nr += 1
+            nonfinite = not (err < math.inf)
+            if nonfinite:
+                h *= 0.2
+            else:
+                h *= max(0.2, 0.9 * err ** (-inv_q))
+            rejected_last = True
+            continue
+        na += 1
+        nonfinite = False
+        dense = False
+        while p < nout and t_out[b, p] <= t_new:
+            tp = t_out[b, p]
+            if tp == t_new or (last and p == nout - 1):
+                for k in range(N):
+                    ys[b, p, k] = yn[k]
+            else:
+                if not dense:
+                    for s in range(3):
+                        idx = NS + 1 + s
+                        for k in range(N):
+                            a = 0.0
+                            for r in range(idx):
+                                a += AX[s, r] * K[r, k]
+                            tmp[k] = y[k] + h * a
+                        family_rhs(family, grad, t + CX[s] * h, tmp, K[idx], mrow, lrow, n, d, g)
+                    nf += 3
+                    for k in range(N):
+                        dy = yn[k] - y[k]
+                        F[0, k] = dy
+                        F[1, k] = h * K[0, k] - dy
+                        F[2, k] = 2.0 * dy - h * (K[NS, k] + K[0, k])
+                        for q in range(4):
+                            a = 0.0
+                            for r in range(NS + 4):
+                                a += Dm[q, r] * K[r, k]
+                            F[3 + q, k] = h * a
+                    dense = True
+                x = (tp - t) / h
+                for k in range(N):
+                    val = 0.0
+                    for i in range(7):
+                        val += F[6 - i, k]
+                        if i % 2 == 0:
+                            val *= x
+                        else:
+                            val *= 1.0 - x
+                    ys[b, p, k] = val + y[k]
+            p += 1
+        t = t_new
+        for k in range(N):
+            y[k] = yn[k]
+            K[0, k] = K[NS, k]
+        bad = False
+        for i in range(n):
+            if not (abs(y[i * d]) <= bound):
+                bad = True
+        if bad:
+            status[b] = DIVERGED
+            div_at[b] = t
+            break
+        if p >= nout:
+            break
+        if err == 0.0:
+            factor = 10.0
+        else:
+            factor = min(10.0, 0.9 * err ** (-inv_q))
+        if rejected_last:
+            factor = min(1.0, factor)
+        h *= factor
+        rejected_last = False
+    t_fin[b] = t
+    nfev[b] = nf
+    acc[b] = na
+    rej[b] = nr
+
+
+@njit(cache=True, parallel=True)
+def solve_lanes(family, grad, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
+                bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
+    for j in prange(order.shape[0]):
+        lane(family, grad, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+             h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)

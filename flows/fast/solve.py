@@ -1,0 +1,128 @@
+"""``solve_fast``: the exact mode on the compiled engine, with the :class:`flows.solve.Solution`
+contract of the torch engine (:func:`flows.solve.solve`).
+
+Which runs it takes (:func:`fast_support` says why not, in one line): a flow with a
+``compiled_form()`` (:mod:`flows.compiled_form`), a landscape with a compiled gradient
+(:mod:`landscapes.compiled`), float64 on the CPU, no events and the default controller. Everything
+else runs on the torch engine.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numba
+import torch
+
+from core.trajectory import DIVERGENCE_BOUND
+from flows.fast.kernel import solve_lanes
+from flows.fast.rhs import ADAM_FORM, evaluate_lanes
+from flows.semilinear import SemilinearFlow
+from flows.solve import DEFAULT_ATOL, DEFAULT_RTOL, Solution, _as_lane_times
+from landscapes.compiled import Unsupported, compiled_gradient
+
+__all__ = ["Unsupported", "fast_support", "solve_fast", "compiled_problem", "compiled_rhs"]
+
+
+def fast_support(flow: SemilinearFlow, dtype: torch.dtype = torch.float64, device="cpu",
+                 events=None) -> str | None:
+    """None when ``solve_fast`` can run this, else the reason (one line)."""
+    if torch.device(device).type != "cpu":
+        return f"the compiled engine runs on the CPU (got device {torch.device(device)})"
+    if dtype != torch.float64:
+        return f"the compiled engine runs in float64 (got {dtype})"
+    if events:
+        return "events run on the torch engine"
+    try:
+        compiled_problem(flow)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
+def compiled_problem(flow: SemilinearFlow):
+    """(family, grad, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code, landscape
+    gradient and per-lane rows."""
+    form = getattr(flow, "compiled_form", None)
+    data = form() if callable(form) else None
+    if data is None:
+        raise Unsupported(f"flow {flow.name or type(flow).__name__} has no compiled form")
+    grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
+    return ADAM_FORM, grad, np.ascontiguousarray(data.rows().numpy()), LP
+
+
+def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The compiled right-hand side F(t, y) (t (B,), y (B, n, d)): what the kernel integrates,
+    to hold against ``flow.forward`` (the torch definition)."""
+    B, n, d = y.shape
+    family, grad, M, LP = compiled_problem(flow)
+    Y = np.ascontiguousarray(y.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
+    s = np.ascontiguousarray(torch.as_tensor(t, dtype=torch.float64).expand(B).numpy())
+    out = np.empty_like(Y)
+    evaluate_lanes(family, grad, s, Y, M, LP, n, d, out)
+    return torch.from_numpy(out).reshape(B, n, d).to(y)
+
+
+def _balanced_order(cost: np.ndarray) -> np.ndarray:
+    """Lanes sorted by decreasing estimated cost: with dynamic chunks of one lane, the expensive
+    lanes start first and the cheap ones fill the gaps (longest-processing-time first)."""
+    return np.argsort(-cost, kind="stable").astype(np.int64)
+
+
+def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
+               rtol: float | None = None, atol: float | None = None, max_steps: int = 1_000_000,
+               max_step=None, threads: int | None = None) -> Solution:
+    """Integrate ``flow`` from ``y0`` (B, n, d) at t = 0 and sample it at ``t_out`` (B, T) or (T,).
+
+    Same arguments and result as :func:`flows.solve.solve` (``stats``: nfev, accepted, rejected per
+    lane), on the compiled per-lane DOP853 kernel (:mod:`flows.fast.kernel`). ``threads``: numba
+    threads (default: all numba threads). Raises :class:`Unsupported` when the flow or the landscape
+    has no compiled form (:func:`fast_support`).
+    """
+    if y0.dim() != 3:
+        raise ValueError(f"solve_fast: y0 must be (B, n, d), got {tuple(y0.shape)}")
+    B, n, d = y0.shape
+    device, dtype = y0.device, y0.dtype
+    family, grad, M, LP = compiled_problem(flow)
+    t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
+    T = t_out.shape[1]
+    if n_out is None:
+        n_out = torch.isfinite(t_out).sum(dim=1)
+    n_out = torch.as_tensor(n_out, dtype=torch.long).cpu().clamp(0, T)
+    rtol = DEFAULT_RTOL if rtol is None else float(rtol)
+    atol = DEFAULT_ATOL if atol is None else float(atol)
+    rtol = max(rtol, 100 * torch.finfo(torch.float64).eps)
+    h_max = math.inf if max_step is None else float(max_step)
+    if not h_max > 0:
+        raise ValueError("solve_fast: max_step must be > 0")
+    ew = np.ascontiguousarray(np.tile(flow.error_weights().to(torch.float64).numpy(), n))
+    y0n = np.ascontiguousarray(y0.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
+    tn = np.ascontiguousarray(t_out.numpy())
+    nn = np.ascontiguousarray(n_out.numpy().astype(np.int64))
+    ys = np.full((B, T, n * d), np.nan)
+    status = np.zeros(B, dtype=np.int64)
+    div_at = np.full(B, np.nan)
+    t_fin = np.zeros(B)
+    nfev = np.zeros(B, dtype=np.int64)
+    acc = np.zeros(B, dtype=np.int64)
+    rej = np.zeros(B, dtype=np.int64)
+    # cost estimate: horizon x stiffness (||L||_inf), the step count of a stability-bound lane
+    last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
+    normL = np.abs(M[:, : d * d].reshape(B, d, d)).sum(axis=2).max(axis=1)
+    order = _balanced_order(np.nan_to_num(last) * (1.0 + normL))
+    prev = numba.get_num_threads()
+    want = prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    want = min(want, max(1, B))
+    numba.set_num_threads(want)
+    try:
+        with numba.parallel_chunksize(1):
+            solve_lanes(family, grad, y0n, M, LP, n, d, tn, nn, ew, rtol, atol, int(max_steps), h_max,
+                   float(DIVERGENCE_BOUND), order, ys, status, div_at, t_fin, nfev, acc, rej)
+    finally:
+        numba.set_num_threads(prev)
+    to = lambda a, dt=dtype: torch.from_numpy(a).to(device=device, dtype=dt)   # noqa: E731
+    return Solution(
+        ys=to(ys.reshape(B, T, n, d)), status=to(status, torch.long), diverged_at=to(div_at),
+        t_final=to(t_fin), t_out=t_out.to(device=device, dtype=dtype), n_out=n_out.to(device),
+        stats={"nfev": to(nfev, torch.long), "accepted": to(acc, torch.long),
+               "rejected": to(rej, torch.long)})
