@@ -40,16 +40,22 @@ direction is ill-conditioned) are flagged ``accurate = False`` and left out of a
 """
 from __future__ import annotations
 
+import importlib
 import time
 
 import numpy as np
 import torch
 
+import landscapes
+from flows import benchmark as flows_benchmark
+from flows.adam import AdamFlow2
+from flows.fast.solve import solve_fast
+
 MODEL = "adam-flow2"
 LANDSCAPE = "rosenbrock1d(c={c:g})"
 
-__all__ = ["PeerUnavailable", "grid", "scipy_loop", "reference", "torchdiffeq_run", "torchode_run",
-           "diffrax_run", "max_error"]
+__all__ = ["PeerUnavailable", "diffrax_run", "grid", "max_error", "reference", "scipy_loop",
+           "torchdiffeq_run", "torchode_run"]
 
 
 class PeerUnavailable(Exception):
@@ -58,11 +64,10 @@ class PeerUnavailable(Exception):
 
 def _need(module: str, what: str):
     """Import ``module`` or raise :class:`PeerUnavailable` naming the peer."""
-    import importlib
 
     try:
         return importlib.import_module(module)
-    except Exception as exc:  # ImportError, or a broken install raising something else
+    except Exception as exc:  # noqa: BLE001  (ImportError, or a broken install raising another)
         raise PeerUnavailable(f"{what}: cannot import {module} ({type(exc).__name__}: {exc})") from None
 
 
@@ -101,9 +106,6 @@ def _lanes(problem: dict, lanes) -> np.ndarray:
 
 def make_flow(problem: dict):
     """The project's torch module (AdamFlow2, float64, CPU) for all lanes, and its y0 (B, 1, 6)."""
-    import landscapes
-    from flows.adam import AdamFlow2
-
     alpha = torch.as_tensor(problem["alpha"], dtype=torch.float64)
     theta0 = torch.as_tensor(problem["theta0"], dtype=torch.float64)
     B = alpha.numel()
@@ -142,7 +144,7 @@ def scipy_loop(problem: dict, lanes=None, rtol: float = 1e-10, atol: float = 1e-
     evaluations, "failed": number of lanes whose solve did not succeed (theta_T NaN there)}.
     """
     integrate = _need("scipy.integrate", "scipy_loop")
-    bench = _need("flows.benchmark", "scipy_loop (numpy right-hand side)")
+    bench = flows_benchmark
     numpy_rhs, numpy_y0 = bench.numpy_rhs, bench.numpy_y0
 
     idx = _lanes(problem, lanes)
@@ -291,12 +293,15 @@ def _jax_rhs(jnp):
 
 
 def diffrax_run(problem: dict, rtol: float = 1e-8, atol: float = 1e-10, solver: str = "Kvaerno5",
-                max_steps: int = 100_000, dt0: float | None = None) -> dict:
+                max_steps: int = 100_000, dt0: float | None = None,
+                root_finder: str = "chord") -> dict:
     """``jax.vmap(diffrax.diffeqsolve)`` over lanes, jit-compiled, float64, saving only t1.
 
-    solver: "Kvaerno5" (stiff ESDIRK, root finder with the controller's tolerances) or "Tsit5"
-    (explicit); always a ``PIDController(rtol, atol)``. dt0 = None lets diffrax pick the initial
-    step. Returns {"theta_T" (B,), "seconds" (second, warm call, block_until_ready),
+    solver: "Kvaerno5" (stiff ESDIRK) or "Tsit5" (explicit); always a ``PIDController(rtol, atol)``.
+    root_finder (Kvaerno5 only): "chord" (diffrax's default ``VeryChord`` with the controller's
+    tolerances: one Jacobian per step) or "newton" (``optimistix.Newton(rtol, atol)``, a fresh
+    Jacobian every iteration; on this problem far fewer rejected steps). dt0 = None lets diffrax
+    pick the initial step. Returns {"theta_T" (B,), "seconds" (second, warm call, block_until_ready),
     "compile_seconds" (first call incl. tracing and compilation), "steps" (mean accepted steps per
     lane), "steps_max", "rejected_mean", "status_ok" (lanes whose solve succeeded)}.
     Lanes that fail (e.g. max_steps reached) get NaN (throw=False).
@@ -310,7 +315,13 @@ def diffrax_run(problem: dict, rtol: float = 1e-8, atol: float = 1e-10, solver: 
     if solver not in solvers:
         raise ValueError(f"diffrax_run: solver must be one of {sorted(solvers)}, got {solver!r}")
     term = dfx.ODETerm(_jax_rhs(jnp))
-    slv = solvers[solver]()
+    if root_finder not in ("chord", "newton"):
+        raise ValueError(f"diffrax_run: root_finder must be 'chord' or 'newton', got {root_finder!r}")
+    if solver == "Kvaerno5" and root_finder == "newton":
+        optx = _need("optimistix", "diffrax_run (Newton root finder)")
+        slv = dfx.Kvaerno5(root_finder=optx.Newton(rtol=rtol, atol=atol))
+    else:
+        slv = solvers[solver]()
     ctrl = dfx.PIDController(rtol=rtol, atol=atol)
     T = float(problem["T"])
     c, b1, b2, eps = (float(problem[k]) for k in ("c", "beta1", "beta2", "eps"))
@@ -339,3 +350,15 @@ def diffrax_run(problem: dict, rtol: float = 1e-8, atol: float = 1e-10, solver: 
             "compile_seconds": compile_seconds, "steps": float(acc.mean()),
             "steps_max": int(acc.max()), "rejected_mean": float(np.asarray(rej).mean()),
             "status_ok": int(np.asarray(ok).sum())}
+
+
+def adamflow_run(problem: dict, rtol: float = 1e-10, atol: float = 1e-12):
+    """adamflow's compiled engine on the problem: a callable returning the
+    :class:`flows.solve.Solution` (theta(T) = ``sol.ys[:, -1, 0, 0]``), so callers time it."""
+    flow, y0 = make_flow(problem)
+    t = torch.tensor([0.0, problem["T"]], dtype=torch.float64)
+
+    def run():
+        return solve_fast(flow, y0, t, rtol=rtol, atol=atol)
+
+    return run

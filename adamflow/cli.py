@@ -10,6 +10,7 @@ import sys
 
 import analysis
 import landscapes
+from adamflow import bench
 from core.errors import ConfigError
 from core.output import write_csv, write_json
 from paper_figs import build
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_figs.add_argument("--scheme", default="both",
                         help="flow scheme of the figures: both (default), exact or paper")
     p_figs.add_argument("--quiet", action="store_true")
+    p_bench = sub.add_parser("bench", help="benchmark against scipy, torchdiffeq, torchode, "
+                             "diffrax, torch.optim (same run, matched accuracy)")
+    bench.add_arguments(p_bench)
     parser.subcommands = subcommands
     return parser
 
@@ -174,7 +178,11 @@ def cmd_figs(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "models": cmd_models, "landscapes": cmd_landscapes,
-            "presets": cmd_presets, "figs": cmd_figs}
+            "presets": cmd_presets, "figs": cmd_figs, "bench": lambda args: cmd_bench(args)}
+
+
+def cmd_bench(args) -> int:
+    return bench.main(args, cli_main=main)
 
 
 def main(argv: list[str] | None = None) -> int:

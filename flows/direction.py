@@ -14,21 +14,25 @@ from core.pointwise import TORCH
 
 
 def make_adam_math(xp):
-    """(bias_factors, direction) over the math namespace ``xp``."""
+    """(bias_factors, bias_factors_log, direction) over the math namespace ``xp``."""
+
+    def bias_factors_log(q, log_beta1, log_beta2, eps):
+        """(eta, epsq) at q = s/alpha + 1 from log b1, log b2 (constant per lane: taken once)."""
+        c2 = -xp.expm1(q * log_beta2)
+        c1 = -xp.expm1(q * log_beta1)
+        sq = xp.sqrt(c2)
+        return sq / c1, eps * sq
 
     def bias_factors(q, beta1, beta2, eps):
         """(eta, epsq) at q = s/alpha + 1."""
-        c2 = -xp.expm1(q * xp.log(beta2))
-        c1 = -xp.expm1(q * xp.log(beta1))
-        sq = xp.sqrt(c2)
-        return sq / c1, eps * sq
+        return bias_factors_log(q, xp.log(beta1), xp.log(beta2), eps)
 
     def direction(eta, epsq, m, v):
         """A = eta m / (sqrt(max(v, 0)) + epsq)."""
         return eta * m / (xp.sqrt(xp.pos(v)) + epsq)
 
-    return bias_factors, direction
+    return bias_factors, bias_factors_log, direction
 
 
 #: the torch versions (elementwise on broadcast tensors)
-bias_factors, direction = make_adam_math(TORCH)
+bias_factors, bias_factors_log, direction = make_adam_math(TORCH)

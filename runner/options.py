@@ -12,7 +12,13 @@ import argparse
 import re
 from typing import Any
 
-from runner.experiment import ENGINES, INTEGRATORS, SCHEME_NAMES, Numerics, scheme_models
+from runner.experiment import (
+    ENGINES,
+    INTEGRATORS,
+    SCHEME_NAMES,
+    Numerics,
+    scheme_models,
+)
 from runner.registry import hyper_params, registry
 
 _NUMLIKE = re.compile(r"^-[\d.]")

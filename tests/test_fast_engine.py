@@ -15,7 +15,6 @@ from flows.fast.solve import compiled_rhs, fast_support, solve_fast
 from flows.solve import solve
 from runner.experiment import Numerics, run_lanes
 from runner.registry import registry
-
 from tests import flow_reference as ref
 
 F64 = torch.float64

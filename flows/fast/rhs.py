@@ -20,45 +20,89 @@ from flows.direction import make_adam_math
 #: family codes (the ``family`` argument)
 ADAM_FORM = 0
 
-bias_factors, direction = (njit(cache=True, inline="always")(f) for f in make_adam_math(numba_math))
+_, bias_factors_log, direction = (njit(cache=True, inline="always")(f)
+                                  for f in make_adam_math(numba_math))
+
+#: head of a packed Adam-form row (:func:`pack_adam_form`); the sparse blocks follow
+HEAD = 9
 
 
-@njit(cache=True)
-def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
-    """z' = L z + e_r kA A(s) + bg g + bgg g^2 per coordinate (:mod:`flows.compiled_form`)."""
+def pack_adam_form(dense: np.ndarray, d: int) -> np.ndarray:
+    """Dense :meth:`flows.compiled_form.AdamForm.rows` (B, d d + 4 d + 8) -> packed sparse rows.
+
+    Layout: kA, alpha, log b1, log b2, eps, wg, r, bias, (unused); then the entries of L that are
+    nonzero in any lane as ``nL, (q, k, value) * nL`` and those of cm, cv, bg, bgg as
+    ``n, (index, value) * n`` each. The kernel then touches only those (the block structure of L:
+    8 of 36 entries for adam-flow2)."""
+    B = dense.shape[0]
     o = d * d
-    kA = mrow[o + 4 * d]
-    alpha = mrow[o + 4 * d + 1]
-    b1 = mrow[o + 4 * d + 2]
-    b2 = mrow[o + 4 * d + 3]
-    eps = mrow[o + 4 * d + 4]
-    wg = mrow[o + 4 * d + 5]
-    r = int(mrow[o + 4 * d + 6])
-    if mrow[o + 4 * d + 7] != 0.0:
-        eta, epsq = bias_factors(s / alpha + 1.0, b1, b2, eps)
+    kA, alpha, b1, b2, eps, wg, row, bias = (dense[:, o + 4 * d + j] for j in range(8))
+    on = bias != 0.0
+    with np.errstate(divide="ignore"):
+        lb1 = np.where(on, np.log(np.where(on, b1, 1.0)), 0.0)
+        lb2 = np.where(on, np.log(np.where(on, b2, 1.0)), 0.0)
+    cols = [kA, alpha, lb1, lb2, eps, wg, row, bias, np.zeros(B)]
+    L = dense[:, :o].reshape(B, d, d)
+    nz = np.argwhere((L != 0.0).any(axis=0))
+    cols.append(np.full(B, float(len(nz))))
+    for q, k in nz:
+        cols += [np.full(B, float(q)), np.full(B, float(k)), L[:, q, k]]
+    for j in range(4):
+        vec = dense[:, o + j * d: o + (j + 1) * d]
+        idx = np.flatnonzero((vec != 0.0).any(axis=0))
+        cols.append(np.full(B, float(len(idx))))
+        for i in idx:
+            cols += [np.full(B, float(i)), vec[:, i]]
+    return np.ascontiguousarray(np.stack(cols, axis=1))
+
+
+@njit(cache=True, inline="always")
+def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
+    """z' = L z + e_r kA A(s) + bg g + bgg g^2 per coordinate (:mod:`flows.compiled_form`), on a
+    packed row (:func:`pack_adam_form`)."""
+    kA = mrow[0]
+    wg = mrow[5]
+    r = int(mrow[6])
+    if mrow[7] != 0.0:
+        eta, epsq = bias_factors_log(s / mrow[1] + 1.0, mrow[2], mrow[3], mrow[4])
     else:
-        eta, epsq = 1.0, eps
+        eta, epsq = 1.0, mrow[4]
     lp = lrow.ctypes
+    nL = int(mrow[HEAD])
+    pcm = HEAD + 1 + 3 * nL
+    ncm = int(mrow[pcm])
+    pcv = pcm + 1 + 2 * ncm
+    ncv = int(mrow[pcv])
+    pbg = pcv + 1 + 2 * ncv
+    nbg = int(mrow[pbg])
+    pbgg = pbg + 1 + 2 * nbg
+    nbgg = int(mrow[pbgg])
     for i in range(n):
         base = i * d
         gi = grad(y[base], lp)
         m = 0.0
+        for j in range(ncm):
+            m += mrow[pcm + 2 + 2 * j] * y[base + int(mrow[pcm + 1 + 2 * j])]
         v = 0.0
-        for j in range(d):
-            m += mrow[o + j] * y[base + j]
-            v += mrow[o + d + j] * y[base + j]
+        for j in range(ncv):
+            v += mrow[pcv + 2 + 2 * j] * y[base + int(mrow[pcv + 1 + 2 * j])]
         if wg != 0.0:
             m += wg * gi
         A = direction(eta, epsq, m, v)
         for q in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += mrow[q * d + k] * y[base + k]
-            out[base + q] = acc + mrow[o + 2 * d + q] * gi + mrow[o + 3 * d + q] * (gi * gi)
+            out[base + q] = 0.0
+        for j in range(nL):
+            p = HEAD + 1 + 3 * j
+            out[base + int(mrow[p])] += mrow[p + 2] * y[base + int(mrow[p + 1])]
+        for j in range(nbg):
+            out[base + int(mrow[pbg + 1 + 2 * j])] += mrow[pbg + 2 + 2 * j] * gi
+        g2 = gi * gi
+        for j in range(nbgg):
+            out[base + int(mrow[pbgg + 1 + 2 * j])] += mrow[pbgg + 2 + 2 * j] * g2
         out[base + r] += kA * A
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def family_rhs(family, grad, s, y, out, mrow, lrow, n, d, g):
     """Dispatch on the flow family code."""
     if family == ADAM_FORM:

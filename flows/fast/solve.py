@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import numba
+import numpy as np
 import torch
 
 from core.trajectory import DIVERGENCE_BOUND
 from flows.fast.kernel import solve_lanes
-from flows.fast.rhs import ADAM_FORM, evaluate_lanes
+from flows.fast.rhs import ADAM_FORM, evaluate_lanes, pack_adam_form
 from flows.semilinear import SemilinearFlow
 from flows.solve import DEFAULT_ATOL, DEFAULT_RTOL, Solution, _as_lane_times
 from landscapes.compiled import Unsupported, compiled_gradient
@@ -48,7 +48,8 @@ def compiled_problem(flow: SemilinearFlow):
     if data is None:
         raise Unsupported(f"flow {flow.name or type(flow).__name__} has no compiled form")
     grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
-    return ADAM_FORM, grad, np.ascontiguousarray(data.rows().numpy()), LP
+    d = data.L.shape[-1]
+    return ADAM_FORM, grad, pack_adam_form(data.rows().numpy(), d), LP
 
 
 def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,7 +96,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     h_max = math.inf if max_step is None else float(max_step)
     if not h_max > 0:
         raise ValueError("solve_fast: max_step must be > 0")
-    ew = np.ascontiguousarray(np.tile(flow.error_weights().to(torch.float64).numpy(), n))
+    ew = np.ones(n * d)
     y0n = np.ascontiguousarray(y0.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
     tn = np.ascontiguousarray(t_out.numpy())
     nn = np.ascontiguousarray(n_out.numpy().astype(np.int64))
@@ -108,8 +109,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     rej = np.zeros(B, dtype=np.int64)
     # cost estimate: horizon x stiffness (||L||_inf), the step count of a stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
-    normL = np.abs(M[:, : d * d].reshape(B, d, d)).sum(axis=2).max(axis=1)
-    order = _balanced_order(np.nan_to_num(last) * (1.0 + normL))
+    order = _balanced_order(np.nan_to_num(last) * (1.0 + 1.0 / M[:, 1]))
     prev = numba.get_num_threads()
     want = prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     want = min(want, max(1, B))
