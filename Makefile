@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: figs test test-slow test-all bench clean
+.PHONY: figs test test-slow test-all bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
+# `adamflow bench` needs its peers: pip install -e '.[bench]' (torchode, jax, diffrax)
 bench: $(STAMP)
-	$(BIN)/python -m flows.benchmark
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/adamflow bench --json paper_figs/out/bench.json --plot paper_figs/out/bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/adamflow bench --quick
 
 clean:
 	rm -rf $(VENV) paper_figs/out .pytest_cache
+	find . -name '*.nbi' -o -name '*.nbc' | xargs rm -f   # numba's kernel cache

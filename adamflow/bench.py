@@ -36,7 +36,9 @@ import io
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -92,8 +94,10 @@ def _subset(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
 
 
-def batch_cases(quick: bool, repeats: int, only_peers=None) -> list[dict]:
-    side = 32 if quick else 64
+def batch_cases(quick: bool, repeats: int, only_peers=None, side: int | None = None) -> list[dict]:
+    """The batch4096 cases (``side`` x ``side`` lanes: 64, quick 32; ``only_peers``: a subset of
+    scipy, torchdiffeq, torchode, diffrax)."""
+    side = side or (32 if quick else 64)
     prob = peers.grid(side, side)
     B = prob["alpha"].size
     sub = _subset(B, 64 if quick else 256)
@@ -337,9 +341,6 @@ print(t1 - t0, t2 - t1, t3 - t2)
 def compile_cost() -> dict:
     """First-use cost of the compiled kernels in a fresh process: with an empty numba cache (the
     compile) and with the cache just written (what every later run pays)."""
-    import subprocess
-    import tempfile
-
     out = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}

@@ -1,0 +1,59 @@
+"""`adamflow bench` at toy sizes: the JSON contract, matched accuracy, skipped peers, bad input."""
+import json
+
+import pytest
+
+from adamflow import bench, bench_peers
+from adamflow.cli import main
+
+KEYS = {"name", "lanes", "ours_s", "ours_cold_s", "peer", "peer_s", "speedup", "ours_error",
+        "peer_error"}
+
+
+def test_batch_cases_contract_and_matching(monkeypatch):
+    def unavailable(*a, **k):
+        raise bench_peers.PeerUnavailable("diffrax_run: cannot import jax (test)")
+
+    monkeypatch.setattr(bench_peers, "diffrax_run", unavailable)
+    cases = bench.batch_cases(True, 1, only_peers=("scipy", "diffrax"), side=3)
+    by = {c["name"]: c for c in cases}
+    sc = by["batch4096-vs-scipy"]
+    assert KEYS <= set(sc) and sc["lanes"] == 9
+    # matched accuracy: ours is at least as accurate as the peer, or below the reference's floor
+    ladder = by["batch9-ours-ladder"]
+    assert sc["ours_error"] <= max(sc["peer_error"], ladder["error_floor"])
+    assert sc["speedup"] == pytest.approx(sc["peer_s"] / sc["ours_s"])
+    for name in ("batch4096-vs-diffrax", "batch4096-vs-diffrax-tsit5"):
+        assert "cannot import jax" in by[name]["skipped"]
+
+
+def test_discrete_and_quadrature_cases():
+    d = bench.discrete_case(True, 0)
+    assert KEYS <= set(d) and d["ours_error"] == 0.0          # bitwise the torch engine
+    assert d["peer_error"] < 1e-12                           # torch.optim: same formula, ulps
+    q = bench.quadrature_case(True, 0)
+    assert KEYS <= set(q) and q["peer_error"] < 1e-10 and q["speedup"] > 1
+
+
+def test_markdown_and_roofline_model():
+    fs = bench.flops_per_step()
+    assert fs["flops"] > 1000 and fs["bytes"] > 0
+    md = bench.to_markdown({"cases": [
+        {"name": "x", "lanes": 1, "peer": "p", "skipped": "no p"},
+        {"name": "y", "lanes": 2, "ours_s": 1.0, "ours_cold_s": 2.0, "peer": "q", "peer_s": 3.0,
+         "speedup": 3.0, "ours_error": 1e-9, "peer_error": 2e-9}]})
+    assert "skipped: no p" in md and "3.0x" in md
+
+
+def test_cli_bad_device(capsys):
+    assert main(["bench", "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_cli_json(tmp_path, capsys):
+    path = tmp_path / "b.json"
+    assert main(["bench", "--quick", "--only", "quadrature", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert {"device", "threads", "cases"} <= set(data)
+    assert data["cases"][0]["name"] == "paper-scheme-vs-quadrature"
