@@ -18,6 +18,7 @@ from numba import njit, prange
 from core import numba_math
 from core.grid import output_indices
 from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
+from discrete.powers import lane_pow
 from discrete.updates import make_updates
 from landscapes.compiled import Unsupported, compiled_gradient
 
@@ -26,72 +27,148 @@ GD, HEAVYBALL, ADAM, RMSPROP, ADAGRAD = range(5)
 _gd, _hb, _adam, _rms, _ada = (njit(cache=True, inline="always")(f) for f in make_updates(numba_math))
 
 
+#: lanes advanced together by one thread: the update loop over a block's lanes has no calls and no
+#: branches, so it is vectorised (SIMD) across lanes; the gradient is gathered first, per lane
+BLOCK = 64
+
+
 @njit(cache=True)
-def _lane(code, grad, b, theta0, H, LP, Ks, every, bound, out_theta, out_s1, out_s2, k_div):
+def _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_theta, out_s1, out_s2,
+           k_div):
+    W = lanes.shape[0]
     n = theta0.shape[1]
-    th = theta0[b].copy()
-    s1 = np.zeros(n)
-    s2 = np.zeros(n)
-    nt = np.empty(n)
-    n1 = np.empty(n)
-    n2 = np.empty(n)
-    h = H[b]
-    lp = LP[b].ctypes
-    K = Ks[b]
-    for i in range(n):
-        if not (abs(th[i]) <= bound):
-            k_div[b] = 0
-            return
-    for i in range(n):
-        out_theta[b, 0, i] = th[i]
-        out_s1[b, 0, i] = 0.0
-        out_s2[b, 0, i] = 0.0
-    row = 1
-    kd = K + 1
-    for k in range(1, K + 1):
-        if code == ADAM:
-            bc1 = 1.0 - h[1] ** float(k)
-            bc2 = 1.0 - h[3] ** float(k)
-        bad = False
+    th = np.empty((W, n))
+    s1 = np.zeros((W, n))
+    s2 = np.zeros((W, n))
+    nt = np.empty((W, n))
+    n1 = np.zeros((W, n))
+    n2 = np.zeros((W, n))
+    g = np.empty((W, n))
+    K = np.empty(W, dtype=np.int64)
+    row = np.ones(W, dtype=np.int64)
+    run = np.zeros(W, dtype=np.bool_)
+    Kmax = 0
+    for w in range(W):
+        b = lanes[w]
+        K[w] = Ks[b]
+        ok = True
         for i in range(n):
-            g = grad(th[i], lp)
-            if code == GD:
-                nt[i] = _gd(th[i], g, h[0])
-            elif code == HEAVYBALL:
-                buf = g if k == 1 else s1[i] * h[1] + g
-                n1[i] = buf
-                nt[i] = _hb(th[i], buf, h[0])
-            elif code == ADAM:
-                nt[i], n1[i], n2[i] = _adam(th[i], s1[i], s2[i], g, h[0], h[1], h[2], h[3], h[4],
-                                            h[5], bc1, bc2)
-            elif code == RMSPROP:
-                nt[i], n1[i] = _rms(th[i], s1[i], g, h[0], h[1], h[2], h[3])
-            else:
-                nt[i], n1[i] = _ada(th[i], s1[i], g, h[0], h[1])
-            if not (abs(nt[i]) <= bound):
-                bad = True
-        if bad:
-            kd = k
-            break
-        for i in range(n):
-            th[i] = nt[i]
-            s1[i] = n1[i]
-            s2[i] = n2[i]
-        if k % every == 0 or k == K:
+            th[w, i] = theta0[b, i]
+            if not (abs(th[w, i]) <= bound):
+                ok = False
+        if ok:
+            k_div[b] = K[w] + 1
+            run[w] = True
             for i in range(n):
-                out_theta[b, row, i] = th[i]
-                out_s1[b, row, i] = s1[i]
-                out_s2[b, row, i] = s2[i]
-            row += 1
-    k_div[b] = kd
+                out_theta[b, 0, i] = th[w, i]
+                out_s1[b, 0, i] = 0.0
+                out_s2[b, 0, i] = 0.0
+            Kmax = max(Kmax, K[w])
+        else:
+            k_div[b] = 0
+    h0 = np.empty(W)
+    h1 = np.empty(W)
+    h2 = np.empty(W)
+    h3 = np.empty(W)
+    h4 = np.empty(W)
+    h5 = np.empty(W)
+    bc1 = np.ones(W)
+    bc2 = np.ones(W)
+    for w in range(W):
+        h = H[lanes[w]]
+        h0[w] = h[0]
+        h1[w] = h[1] if h.shape[0] > 1 else 0.0
+        h2[w] = h[2] if h.shape[0] > 2 else 0.0
+        h3[w] = h[3] if h.shape[0] > 3 else 0.0
+        h4[w] = h[4] if h.shape[0] > 4 else 0.0
+        h5[w] = h[5] if h.shape[0] > 5 else 0.0
+    lp0 = LP[lanes[0]].ctypes
+    shared = True                                    # one parameter row for the whole block
+    for w in range(1, W):
+        for j in range(LP.shape[1]):
+            if LP[lanes[w], j] != LP[lanes[0], j]:
+                shared = False
+    for k in range(1, Kmax + 1):
+        for w in range(W):
+            if run[w] and k > K[w]:
+                run[w] = False
+        if code == ADAM:
+            for w in range(W):
+                bc1[w] = BC[bidx[lanes[w]], 0, k]
+                bc2[w] = BC[bidx[lanes[w]], 1, k]
+        if shared:                                   # gradients (calls: not vectorised)
+            for w in range(W):
+                for i in range(n):
+                    g[w, i] = grad(th[w, i], lp0)
+        else:
+            for w in range(W):
+                lp = LP[lanes[w]].ctypes
+                for i in range(n):
+                    g[w, i] = grad(th[w, i], lp)
+        # the updates: branch-free over lanes (SIMD); finished lanes compute and are discarded
+        if code == GD:
+            for w in range(W):
+                for i in range(n):
+                    nt[w, i] = _gd(th[w, i], g[w, i], h0[w])
+        elif code == HEAVYBALL:
+            first = k == 1
+            for w in range(W):
+                for i in range(n):
+                    buf = g[w, i] if first else s1[w, i] * h1[w] + g[w, i]
+                    n1[w, i] = buf
+                    nt[w, i] = _hb(th[w, i], buf, h0[w])
+        elif code == ADAM:
+            for w in range(W):
+                for i in range(n):
+                    nt[w, i], n1[w, i], n2[w, i] = _adam(th[w, i], s1[w, i], s2[w, i], g[w, i],
+                                                         h0[w], h1[w], h2[w], h3[w], h4[w], h5[w],
+                                                         bc1[w], bc2[w])
+        elif code == RMSPROP:
+            for w in range(W):
+                for i in range(n):
+                    nt[w, i], n1[w, i] = _rms(th[w, i], s1[w, i], g[w, i], h0[w], h1[w], h2[w],
+                                              h3[w])
+        else:
+            for w in range(W):
+                for i in range(n):
+                    nt[w, i], n1[w, i] = _ada(th[w, i], s1[w, i], g[w, i], h0[w], h1[w])
+        any_run = False
+        for w in range(W):
+            if not run[w]:
+                continue
+            bad = False
+            for i in range(n):
+                if not (abs(nt[w, i]) <= bound):
+                    bad = True
+            b = lanes[w]
+            if bad:
+                k_div[b] = k
+                run[w] = False
+                continue
+            any_run = True
+            for i in range(n):
+                th[w, i] = nt[w, i]
+                s1[w, i] = n1[w, i]
+                s2[w, i] = n2[w, i]
+            if k % every == 0 or k == K[w]:
+                r = row[w]
+                for i in range(n):
+                    out_theta[b, r, i] = th[w, i]
+                    out_s1[b, r, i] = s1[w, i]
+                    out_s2[b, r, i] = s2[w, i]
+                row[w] = r + 1
+        if not any_run:
+            break
 
 
 @njit(cache=True, parallel=True)
-def run_lanes_compiled(code, grad, order, theta0, H, LP, Ks, every, bound, out_theta, out_s1,
-                       out_s2, k_div):
-    for j in prange(order.shape[0]):
-        _lane(code, grad, order[j], theta0, H, LP, Ks, every, bound, out_theta, out_s1, out_s2,
-              k_div)
+def run_lanes_compiled(code, grad, order, theta0, H, LP, Ks, BC, bidx, every, bound, out_theta,
+                       out_s1, out_s2, k_div):
+    nb = (order.shape[0] + BLOCK - 1) // BLOCK
+    for j in prange(nb):
+        lanes = order[j * BLOCK: min((j + 1) * BLOCK, order.shape[0])]
+        _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_theta, out_s1,
+               out_s2, k_div)
 
 
 def compiled_support(opt, landscape, dtype: torch.dtype, device) -> str | None:
@@ -124,6 +201,7 @@ def run_compiled(opt, landscape, theta0: torch.Tensor, Ks: list[int], every: int
     out_s2 = np.full((B, T, n), np.nan)
     k_div = np.zeros(B, dtype=np.int64)
     Kn = np.asarray(Ks, dtype=np.int64)
+    BC, bidx = _bias_corrections(opt, h64, Kn)
     order = np.argsort(-Kn, kind="stable").astype(np.int64)
     th0 = np.ascontiguousarray(theta0.detach().to("cpu", torch.float64).numpy())
     prev = numba.get_num_threads()
@@ -131,7 +209,7 @@ def run_compiled(opt, landscape, theta0: torch.Tensor, Ks: list[int], every: int
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     try:
         with numba.parallel_chunksize(1):
-            run_lanes_compiled(opt.compiled_code, grad, order, th0, H, LP, Kn, int(every),
+            run_lanes_compiled(opt.compiled_code, grad, order, th0, H, LP, Kn, BC, bidx, int(every),
                                float(DIVERGENCE_BOUND), out_theta, out_s1, out_s2, k_div)
     finally:
         numba.set_num_threads(prev)
@@ -167,6 +245,24 @@ def run_compiled(opt, landscape, theta0: torch.Tensor, Ks: list[int], every: int
         meta={"model": opt.name, "landscape": landscape.spec(),
               "steps": Ks[0] if len(set(Ks)) <= 1 else list(Ks), "every": every,
               "engine": "compiled"})
+
+
+def _bias_corrections(opt, h64: dict, Kn: np.ndarray) -> np.ndarray:
+    """((U, 2, K+1) table of 1 - b1^k, 1 - b2^k per distinct (beta1, beta2), (B,) row of each lane);
+    computed with the torch engine's own :func:`discrete.powers.lane_pow`, so both engines divide
+    by the same numbers, and no pow runs per lane and step. Other methods: a dummy table."""
+    B = Kn.shape[0]
+    if opt.compiled_code != ADAM:
+        return np.ones((1, 2, 1)), np.zeros(B, dtype=np.int64)
+    K = int(Kn.max()) if B else 0
+    k = torch.arange(K + 1, dtype=torch.float64)
+    pairs = torch.stack([h64["beta1"], h64["beta2"]], dim=1)
+    uniq, inv = torch.unique(pairs, dim=0, return_inverse=True)
+    table = torch.empty(uniq.shape[0], 2, K + 1, dtype=torch.float64)
+    for u in range(uniq.shape[0]):
+        for j in range(2):
+            table[u, j] = 1 - lane_pow(uniq[u, j].expand(K + 1), k)
+    return np.ascontiguousarray(table.numpy()), np.ascontiguousarray(inv.numpy().astype(np.int64))
 
 
 def landscape_values(landscape, theta: torch.Tensor) -> torch.Tensor:
