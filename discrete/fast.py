@@ -5,7 +5,7 @@ Runs the "spec" arithmetic of GD, heavy ball, Adam, RMSProp and AdaGrad (:mod:`d
 the same update functions as the torch engine, compiled, so lanes agree bit for bit), float64 on
 the CPU, on a landscape with a compiled gradient (:mod:`landscapes.compiled`). The trajectory has
 the contract of :meth:`discrete.base.DiscreteOptimizer.run` (samples, divergence, statuses, stats);
-f at the samples is evaluated afterwards by the landscape itself (one batched torch call).
+f at the samples is evaluated afterwards by the landscape itself (:func:`landscapes.base.trajectory_values`, as for flows).
 :func:`compiled_support` says why a run cannot take this engine.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from core.grid import output_indices
 from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
 from discrete.powers import lane_pow
 from discrete.updates import make_updates
+from landscapes.base import trajectory_values
 from landscapes.compiled import Unsupported, compiled_gradient
 
 GD, HEAVYBALL, ADAM, RMSPROP, ADAGRAD = range(5)
@@ -226,7 +227,7 @@ def run_compiled(opt, landscape, theta0: torch.Tensor, Ks: list[int], every: int
     t = np.where(valid, k_rows * alpha64[:, None], np.nan)
     to = lambda a, dt=dtype: torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dt)  # noqa: E731
     theta = to(out_theta)
-    f = landscape_values(landscape, theta)
+    f = trajectory_values(landscape, theta)
     moments = {}
     if record_moments:
         for name, arr in zip(opt.moment_names, (out_s1, out_s2)):
@@ -263,12 +264,3 @@ def _bias_corrections(opt, h64: dict, Kn: np.ndarray) -> np.ndarray:
         for j in range(2):
             table[u, j] = 1 - lane_pow(uniq[u, j].expand(K + 1), k)
     return np.ascontiguousarray(table.numpy()), np.ascontiguousarray(inv.numpy().astype(np.int64))
-
-
-def landscape_values(landscape, theta: torch.Tensor) -> torch.Tensor:
-    """f along (B, T, n) samples -> (B, T), NaN rows NaN (per-lane parameters kept aligned)."""
-    B, T, n = theta.shape
-    if landscape.n_lanes() is None:
-        return landscape.value(theta.reshape(B * T, n)).reshape(B, T)
-    cols = [landscape.value(theta[:, j]) for j in range(T)]
-    return torch.stack(cols, dim=1) if cols else theta.new_zeros(B, 0)

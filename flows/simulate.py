@@ -15,6 +15,7 @@ from core.trajectory import Trajectory
 from flows.fast.solve import solve_fast
 from flows.semilinear import SemilinearFlow
 from flows.solve import solve
+from landscapes.base import trajectory_values
 
 
 def output_grid(alpha: torch.Tensor, K: list[int] | torch.Tensor, every: int = 1
@@ -75,19 +76,3 @@ def simulate(flow: SemilinearFlow, theta0: torch.Tensor, t_out: torch.Tensor,
         meta={"model": flow.name, "landscape": flow.landscape.spec(), **(meta or {})},
         events=sol.events() if events else {},
     )
-
-
-def trajectory_values(landscape, theta: torch.Tensor) -> torch.Tensor:
-    """f along a (B, T, n) trajectory -> (B, T); NaN rows stay NaN.
-
-    One call on the flattened (B T, n) batch when the landscape's parameters are shared by all
-    lanes; else one call per output column (per-lane parameters stay aligned with the lanes).
-    """
-    B, T, n = theta.shape
-    params = landscape.params() if hasattr(landscape, "params") else None
-    shared = params is not None and all(
-        not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] == 1 for v in params.values())
-    if shared:
-        return landscape.value(theta.reshape(B * T, n)).reshape(B, T)
-    cols = [landscape.value(theta[:, j]) for j in range(T)]
-    return torch.stack(cols, dim=1) if cols else theta.new_zeros(B, 0)

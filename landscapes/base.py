@@ -305,3 +305,19 @@ def collapse(values: list[float | None]) -> float | torch.Tensor | None:
     if all(v == values[0] for v in values):
         return float(values[0])  # type: ignore[arg-type]
     return torch.tensor(values, dtype=torch.float64)
+
+
+def trajectory_values(landscape, theta: torch.Tensor) -> torch.Tensor:
+    """f along a (B, T, n) trajectory -> (B, T); NaN rows stay NaN.
+
+    One call on the flattened (B T, n) batch when the landscape's parameters are shared by all
+    lanes; else one call per output column (per-lane parameters stay aligned with the lanes).
+    """
+    B, T, n = theta.shape
+    params = landscape.params() if hasattr(landscape, "params") else None
+    shared = params is not None and all(
+        not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape[0] == 1 for v in params.values())
+    if shared:
+        return landscape.value(theta.reshape(B * T, n)).reshape(B, T)
+    cols = [landscape.value(theta[:, j]) for j in range(T)]
+    return torch.stack(cols, dim=1) if cols else theta.new_zeros(B, 0)
