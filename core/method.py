@@ -178,6 +178,27 @@ class ModelInfo:
             out[p.name] = float(val)
         return out
 
+    def lanes_hyper(self, lanes: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """:meth:`lane_hyper` of every lane, each distinct value checked once (1e5 lanes in
+        milliseconds, with the same errors)."""
+        cols = {}
+        for p in self.hyper:
+            vals = [ln.get(p.name) for ln in lanes]
+            if any(v is None for v in vals):
+                if p.default is None:
+                    raise ConfigError(f"model {self.name} needs {p.flag}")
+                vals = [p.default if v is None else v for v in vals]
+            try:
+                distinct = list(dict.fromkeys(vals))
+            except TypeError:                          # unhashable: checked one by one
+                distinct = vals
+            for v in distinct:
+                p.validate(v)
+            cols[p.name] = [float(v) for v in vals]
+        names = list(cols)
+        return [dict(zip(names, row)) for row in zip(*cols.values())] if names \
+            else [{} for _ in lanes]
+
     @staticmethod
     def of(cls: type) -> "ModelInfo":
         check_declaration(cls)

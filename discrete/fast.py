@@ -1,11 +1,14 @@
 """The compiled engine of the classical discrete optimizers: every lane's K updates in one numba
-kernel (``prange`` over lanes, state in registers, no per-step Python or tensor dispatch).
+kernel (``prange`` over blocks of 64 lanes, one call of the landscape's block gradient per block
+and step, no per-step Python or tensor dispatch).
 
 Runs the "spec" arithmetic of GD, heavy ball, Adam, RMSProp and AdaGrad (:mod:`discrete.updates`:
-the same update functions as the torch engine, compiled, so lanes agree bit for bit), float64 on
+the same update functions as the torch engine, compiled; lanes agree with it bit for bit but
+where torch's CPU sqrt is not correctly rounded: the compiled sqrt is), float64 on
 the CPU, on a landscape with a compiled gradient (:mod:`landscapes.compiled`). The trajectory has
 the contract of :meth:`discrete.base.DiscreteOptimizer.run` (samples, divergence, statuses, stats);
-f at the samples is evaluated afterwards by the landscape itself (:func:`landscapes.base.trajectory_values`, as for flows).
+f at the samples is evaluated afterwards by the landscape itself
+(:func:`landscapes.base.trajectory_values`, as for flows).
 :func:`compiled_support` says why a run cannot take this engine.
 """
 from __future__ import annotations
@@ -21,30 +24,48 @@ from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
 from discrete.powers import lane_pow
 from discrete.updates import make_updates
 from landscapes.base import trajectory_values
-from landscapes.compiled import Unsupported, compiled_gradient
+from landscapes.compiled import Unsupported, compiled_block_gradient
 
 GD, HEAVYBALL, ADAM, RMSPROP, ADAGRAD = range(5)
 
 _gd, _hb, _adam, _rms, _ada = (njit(cache=True, inline="always")(f) for f in make_updates(numba_math))
 
 
-#: lanes advanced together by one thread: the update loop over a block's lanes has no calls and no
-#: branches, so it is vectorised (SIMD) across lanes; the gradient is gathered first, per lane
+#: lanes advanced together by one thread: the gradient (one call of the landscape's block
+#: gradient, phi' inlined), the update and the divergence test run as loops over the block's lanes
+#: with no calls and no branches, so they are vectorised (SIMD) across lanes
 BLOCK = 64
+
+
+@njit(cache=True, inline="always")
+def _col(H, lanes, j, n):
+    """Hyper-parameter column j of the block's lanes, one value per element (lane-major, n per
+    lane; 0 where the method has fewer)."""
+    W = lanes.shape[0]
+    out = np.zeros(W * n)
+    if j < H.shape[1]:
+        for w in range(W):
+            for i in range(n):
+                out[w * n + i] = H[lanes[w], j]
+    return out
 
 
 @njit(cache=True)
 def _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_theta, out_s1, out_s2,
            k_div):
+    # the block's state is flat, lane-major (element j = w n + i), so that the update loops run
+    # over all W n elements at once
     W = lanes.shape[0]
     n = theta0.shape[1]
-    th = np.empty((W, n))
-    s1 = np.zeros((W, n))
-    s2 = np.zeros((W, n))
-    nt = np.empty((W, n))
-    n1 = np.zeros((W, n))
-    n2 = np.zeros((W, n))
-    g = np.empty((W, n))
+    N = W * n
+    th = np.empty(N)
+    s1 = np.zeros(N)
+    s2 = np.zeros(N)
+    nt = np.empty(N)
+    n1 = np.zeros(N)
+    n2 = np.zeros(N)
+    g = np.empty(N)
+    live = np.zeros(N, dtype=np.bool_)               # the element's lane is running
     K = np.empty(W, dtype=np.int64)
     row = np.ones(W, dtype=np.int64)
     run = np.zeros(W, dtype=np.bool_)
@@ -54,111 +75,130 @@ def _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_the
         K[w] = Ks[b]
         ok = True
         for i in range(n):
-            th[w, i] = theta0[b, i]
-            if not (abs(th[w, i]) <= bound):
+            th[w * n + i] = theta0[b, i]
+            if not (abs(theta0[b, i]) <= bound):
                 ok = False
         if ok:
             k_div[b] = K[w] + 1
             run[w] = True
             for i in range(n):
-                out_theta[b, 0, i] = th[w, i]
+                live[w * n + i] = True
+                out_theta[b, 0, i] = th[w * n + i]
                 out_s1[b, 0, i] = 0.0
                 out_s2[b, 0, i] = 0.0
             Kmax = max(Kmax, K[w])
         else:
             k_div[b] = 0
-    h0 = np.empty(W)
-    h1 = np.empty(W)
-    h2 = np.empty(W)
-    h3 = np.empty(W)
-    h4 = np.empty(W)
-    h5 = np.empty(W)
-    bc1 = np.ones(W)
-    bc2 = np.ones(W)
-    for w in range(W):
-        h = H[lanes[w]]
-        h0[w] = h[0]
-        h1[w] = h[1] if h.shape[0] > 1 else 0.0
-        h2[w] = h[2] if h.shape[0] > 2 else 0.0
-        h3[w] = h[3] if h.shape[0] > 3 else 0.0
-        h4[w] = h[4] if h.shape[0] > 4 else 0.0
-        h5[w] = h[5] if h.shape[0] > 5 else 0.0
-    lp0 = LP[lanes[0]].ctypes
+            for i in range(n):
+                th[w * n + i] = 0.0                  # never advanced: keep its arithmetic finite
+    h0, h1, h2 = _col(H, lanes, 0, n), _col(H, lanes, 1, n), _col(H, lanes, 2, n)
+    h3, h4, h5 = _col(H, lanes, 3, n), _col(H, lanes, 4, n), _col(H, lanes, 5, n)
+    bc1 = np.ones(N)
+    bc2 = np.ones(N)
     shared = True                                    # one parameter row for the whole block
     for w in range(1, W):
         for j in range(LP.shape[1]):
             if LP[lanes[w], j] != LP[lanes[0], j]:
                 shared = False
+    one_beta = True                                  # one bias-correction row for the whole block
+    for w in range(1, W):
+        if bidx[lanes[w]] != bidx[lanes[0]]:
+            one_beta = False
+    kmin = Kmax                                      # the earliest step at which a running lane ends
+    n_run = 0
+    for w in range(W):
+        if run[w]:
+            kmin = min(kmin, K[w])
+            n_run += 1
     for k in range(1, Kmax + 1):
-        for w in range(W):
-            if run[w] and k > K[w]:
-                run[w] = False
+        if k > kmin:                                 # lanes whose K is reached stop
+            kmin = Kmax
+            for w in range(W):
+                if run[w] and k > K[w]:
+                    run[w] = False
+                    n_run -= 1
+                    for i in range(n):
+                        live[w * n + i] = False
+                if run[w]:
+                    kmin = min(kmin, K[w])
+            if n_run == 0:
+                break
         if code == ADAM:
-            for w in range(W):
-                bc1[w] = BC[bidx[lanes[w]], 0, k]
-                bc2[w] = BC[bidx[lanes[w]], 1, k]
-        if shared:                                   # gradients (calls: not vectorised)
-            for w in range(W):
-                for i in range(n):
-                    g[w, i] = grad(th[w, i], lp0)
+            if one_beta:
+                c1 = BC[bidx[lanes[0]], 0, k]
+                c2 = BC[bidx[lanes[0]], 1, k]
+                bc1[:] = c1
+                bc2[:] = c2
+            else:
+                for w in range(W):
+                    for i in range(n):
+                        bc1[w * n + i] = BC[bidx[lanes[w]], 0, k]
+                        bc2[w * n + i] = BC[bidx[lanes[w]], 1, k]
+        if shared:
+            grad(th.ctypes, LP[lanes[0]].ctypes, g.ctypes, N)
         else:
             for w in range(W):
-                lp = LP[lanes[w]].ctypes
-                for i in range(n):
-                    g[w, i] = grad(th[w, i], lp)
-        # the updates: branch-free over lanes (SIMD); finished lanes compute and are discarded
+                grad(th[w * n:].ctypes, LP[lanes[w]].ctypes, g[w * n:].ctypes, n)
+        # the updates, over every element of the block (stopped lanes compute and are discarded)
         if code == GD:
-            for w in range(W):
-                for i in range(n):
-                    nt[w, i] = _gd(th[w, i], g[w, i], h0[w])
+            for j in range(N):
+                nt[j] = _gd(th[j], g[j], h0[j])
         elif code == HEAVYBALL:
-            first = k == 1
-            for w in range(W):
-                for i in range(n):
-                    buf = g[w, i] if first else s1[w, i] * h1[w] + g[w, i]
-                    n1[w, i] = buf
-                    nt[w, i] = _hb(th[w, i], buf, h0[w])
+            if k == 1:
+                for j in range(N):
+                    n1[j] = g[j]
+                    nt[j] = _hb(th[j], g[j], h0[j])
+            else:
+                for j in range(N):
+                    buf = s1[j] * h1[j] + g[j]
+                    n1[j] = buf
+                    nt[j] = _hb(th[j], buf, h0[j])
         elif code == ADAM:
-            for w in range(W):
-                for i in range(n):
-                    nt[w, i], n1[w, i], n2[w, i] = _adam(th[w, i], s1[w, i], s2[w, i], g[w, i],
-                                                         h0[w], h1[w], h2[w], h3[w], h4[w], h5[w],
-                                                         bc1[w], bc2[w])
+            for j in range(N):
+                nt[j], n1[j], n2[j] = _adam(th[j], s1[j], s2[j], g[j], h0[j], h1[j], h2[j], h3[j],
+                                            h4[j], h5[j], bc1[j], bc2[j])
         elif code == RMSPROP:
-            for w in range(W):
-                for i in range(n):
-                    nt[w, i], n1[w, i] = _rms(th[w, i], s1[w, i], g[w, i], h0[w], h1[w], h2[w],
-                                              h3[w])
+            for j in range(N):
+                nt[j], n1[j] = _rms(th[j], s1[j], g[j], h0[j], h1[j], h2[j], h3[j])
         else:
+            for j in range(N):
+                nt[j], n1[j] = _ada(th[j], s1[j], g[j], h0[j], h1[j])
+        # divergence test of the running lanes: a branch-free count first, lanes only if it fired
+        n_bad = 0
+        for j in range(N):
+            n_bad += live[j] and not (abs(nt[j]) <= bound)
+        if n_bad:
             for w in range(W):
+                if not run[w]:
+                    continue
+                bad = False
                 for i in range(n):
-                    nt[w, i], n1[w, i] = _ada(th[w, i], s1[w, i], g[w, i], h0[w], h1[w])
-        any_run = False
-        for w in range(W):
-            if not run[w]:
-                continue
-            bad = False
-            for i in range(n):
-                if not (abs(nt[w, i]) <= bound):
-                    bad = True
-            b = lanes[w]
-            if bad:
-                k_div[b] = k
-                run[w] = False
-                continue
-            any_run = True
-            for i in range(n):
-                th[w, i] = nt[w, i]
-                s1[w, i] = n1[w, i]
-                s2[w, i] = n2[w, i]
-            if k % every == 0 or k == K[w]:
-                r = row[w]
-                for i in range(n):
-                    out_theta[b, r, i] = th[w, i]
-                    out_s1[b, r, i] = s1[w, i]
-                    out_s2[b, r, i] = s2[w, i]
-                row[w] = r + 1
-        if not any_run:
+                    if not (abs(nt[w * n + i]) <= bound):
+                        bad = True
+                if bad:                              # stop with its last finite state
+                    k_div[lanes[w]] = k
+                    run[w] = False
+                    n_run -= 1
+                    for i in range(n):
+                        j = w * n + i
+                        live[j] = False
+                        nt[j] = th[j]
+                        n1[j] = s1[j]
+                        n2[j] = s2[j]
+        th, nt = nt, th
+        s1, n1 = n1, s1
+        s2, n2 = n2, s2
+        if k % every == 0 or k >= kmin:
+            for w in range(W):
+                if run[w] and (k % every == 0 or k == K[w]):
+                    b = lanes[w]
+                    r = row[w]
+                    for i in range(n):
+                        out_theta[b, r, i] = th[w * n + i]
+                        out_s1[b, r, i] = s1[w * n + i]
+                        out_s2[b, r, i] = s2[w * n + i]
+                    row[w] = r + 1
+        if n_run == 0:
             break
 
 
@@ -181,7 +221,7 @@ def compiled_support(opt, landscape, dtype: torch.dtype, device) -> str | None:
     if torch.device(device).type != "cpu" or dtype != torch.float64:
         return "the compiled engine runs float64 on the CPU"
     try:
-        compiled_gradient(landscape, 1 if landscape.n_lanes() is None else landscape.n_lanes())
+        compiled_block_gradient(landscape, 1 if landscape.n_lanes() is None else landscape.n_lanes())
     except Unsupported as exc:
         return str(exc)
     return None
@@ -194,7 +234,7 @@ def run_compiled(opt, landscape, theta0: torch.Tensor, Ks: list[int], every: int
     dtype, device = theta0.dtype, theta0.device
     h64 = opt.lane_hyper(B, "cpu")
     H = np.ascontiguousarray(torch.stack(opt.compiled_row(h64), dim=1).numpy())
-    grad, LP = compiled_gradient(landscape, B)
+    grad, LP = compiled_block_gradient(landscape, B)
     lane_ks = [output_indices(K, every) for K in Ks]
     T = max((len(r) for r in lane_ks), default=1)
     out_theta = np.full((B, T, n), np.nan)
@@ -258,7 +298,10 @@ def _bias_corrections(opt, h64: dict, Kn: np.ndarray) -> np.ndarray:
     K = int(Kn.max()) if B else 0
     k = torch.arange(K + 1, dtype=torch.float64)
     pairs = torch.stack([h64["beta1"], h64["beta2"]], dim=1)
-    uniq, inv = torch.unique(pairs, dim=0, return_inverse=True)
+    if bool((pairs == pairs[:1]).all()):             # the usual case, without a sort of B rows
+        uniq, inv = pairs[:1], torch.zeros(B, dtype=torch.long)
+    else:
+        uniq, inv = torch.unique(pairs, dim=0, return_inverse=True)
     table = torch.empty(uniq.shape[0], 2, K + 1, dtype=torch.float64)
     for u in range(uniq.shape[0]):
         for j in range(2):

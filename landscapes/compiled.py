@@ -10,6 +10,11 @@ it into
   gradient is g_i = phi'(theta_i), and
 * ``params``: a (B, P) float64 array of those values per lane.
 
+:func:`compiled_block_gradient` gives the same phi' over a whole block of values at once
+(:data:`BLOCK_SIGNATURE`): one indirect call per block instead of one per value, and phi' is
+inlined in the loop, which the compiler then vectorises (SIMD) across the block (the discrete
+engine's lanes; 4-5x faster than a call per value).
+
 Other landscapes (non-separable, user functions, data models) raise :class:`Unsupported` with the
 reason; callers then use the torch engine.
 """
@@ -19,7 +24,7 @@ import functools
 
 import numpy as np
 import torch
-from numba import cfunc, types
+from numba import carray, cfunc, njit, types
 
 from landscapes.base import Landscape, Separable
 
@@ -32,10 +37,31 @@ class Unsupported(Exception):
 POINT_SIGNATURE = types.float64(types.float64, types.CPointer(types.float64))
 
 
+#: C signature of a compiled block gradient: dphi_block(x, p, out, count) writes
+#: out[j] = phi'(x[j]; p) for j < count, one parameter row p for the whole block
+BLOCK_SIGNATURE = types.void(types.CPointer(types.float64), types.CPointer(types.float64),
+                             types.CPointer(types.float64), types.int64)
+
+
 @functools.lru_cache(maxsize=None)
 def _point_gradient(dphi_point):
     """The C-callable dphi_point (compiled once, then loaded from numba's disk cache)."""
     return cfunc(POINT_SIGNATURE, cache=True)(dphi_point)
+
+
+@functools.lru_cache(maxsize=None)
+def _block_gradient(dphi_point):
+    """The C-callable block loop over an inlined dphi_point (cached on disk per landscape: the
+    cache key holds the inlined function)."""
+    point = njit(inline="always")(dphi_point)
+
+    def dphi_block(x, p, out, count):
+        xs = carray(x, (count,))
+        ys = carray(out, (count,))
+        for j in range(count):
+            ys[j] = point(xs[j], p)
+
+    return cfunc(BLOCK_SIGNATURE, cache=True)(dphi_block)
 
 
 def _lane_values(value, name: str, B: int) -> np.ndarray:
@@ -50,15 +76,29 @@ def _lane_values(value, name: str, B: int) -> np.ndarray:
     return v
 
 
+def _check(land: Landscape) -> None:
+    if not isinstance(land, Separable) or land.dphi_point is None \
+            or type(land).dphi is not Separable.dphi:
+        raise Unsupported(f"landscape {land.spec()} has no compiled gradient (only separable "
+                          "landscapes with a pointwise phi' have one)")
+
+
+def _params(land: Separable, B: int) -> np.ndarray:
+    cols = [_lane_values(getattr(land, k), k, B) for k in land.POINT_PARAMS]
+    return np.ascontiguousarray(np.stack(cols, axis=1) if cols else np.zeros((B, 1)))
+
+
 def compiled_gradient(land: Landscape, B: int):
     """(grad, params (B, P)) for ``land`` over B lanes; :class:`Unsupported` when it has none.
 
     ``grad`` is a first-class compiled function of :data:`POINT_SIGNATURE` (kernels take it as an
     argument, so they are compiled and cached once for every landscape)."""
-    if not isinstance(land, Separable) or land.dphi_point is None \
-            or type(land).dphi is not Separable.dphi:
-        raise Unsupported(f"landscape {land.spec()} has no compiled gradient (only separable "
-                          "landscapes with a pointwise phi' have one)")
-    cols = [_lane_values(getattr(land, k), k, B) for k in land.POINT_PARAMS]
-    params = np.stack(cols, axis=1) if cols else np.zeros((B, 1))
-    return _point_gradient(land.dphi_point), np.ascontiguousarray(params)
+    _check(land)
+    return _point_gradient(land.dphi_point), _params(land, B)
+
+
+def compiled_block_gradient(land: Landscape, B: int):
+    """(grad_block, params (B, P)): as :func:`compiled_gradient`, with ``grad_block`` of
+    :data:`BLOCK_SIGNATURE`."""
+    _check(land)
+    return _block_gradient(land.dphi_point), _params(land, B)

@@ -243,7 +243,8 @@ def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], st
         raise ConfigError(f"run_lanes: {len(lanes)} lanes but {len(steps)} step counts")
     dtype, device = num.torch_dtype, num.torch_device
     land = _landscape(landscape)
-    full = [{"theta0": [float(x) for x in ln["theta0"]], **info.lane_hyper(ln)} for ln in lanes]
+    full = [{"theta0": [float(x) for x in ln["theta0"]], **hp}
+            for ln, hp in zip(lanes, info.lanes_hyper(lanes))]
     dims = {len(ln["theta0"]) for ln in full}
     if len(dims) != 1:
         raise ConfigError("all theta0 lanes must have the same dimension")

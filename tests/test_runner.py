@@ -128,3 +128,15 @@ def test_json_columns_from_descriptors(capsys):
     gd, rms, flow2 = lanes
     assert gd["beta1"] is None and "m" not in gd and rms["beta"] == 0.99 and "v" in rms
     assert flow2["u0"] == 0.0 and "u" in flow2 and flow2["v_negative"] is False
+
+
+def test_lanes_hyper_is_lane_hyper_of_every_lane():
+    from runner.registry import get_model
+
+    info = get_model("adam")
+    lanes = [{"theta0": [0.0], "alpha": a, "beta1": b} for a, b in
+             [(1e-3, 0.9), (1e-2, None), (1e-3, 0.5)]]
+    assert info.lanes_hyper(lanes) == [info.lane_hyper(ln) for ln in lanes]
+    for bad, msg in [({"alpha": -1.0}, "alpha"), ({"beta1": 1.0}, "beta1")]:
+        with pytest.raises(ConfigError, match=msg):
+            info.lanes_hyper(lanes + [{"theta0": [0.0], "alpha": 1e-3, **bad}])
