@@ -4,18 +4,25 @@
 >>> opt = discrete.get("adam")(alpha=torch.tensor([1e-3, 1e-2]), beta1=0.9, beta2=0.999, eps=1e-8)
 >>> traj = opt.run(landscape, theta0, steps=1000, every=10)   # doctest: +SKIP
 
-Models: gd, heavyball, adam, rmsprop, adagrad.
+Models: gd, heavyball, adam, rmsprop, adagrad, jumpadam (Jump Adam: gated secant jumps,
+:mod:`discrete.jump_adam`), aitkengd (Steffensen-accelerated GD, :mod:`discrete.aitken`).
+
+``torch.optim`` optimizers for any ``nn.Module`` (:mod:`discrete.torch_optim`): :class:`JumpAdam`,
+:class:`AitkenGD`; they share the per-element update of the ``jumpadam`` / ``aitkengd`` models.
 """
 from __future__ import annotations
 
 from core.errors import ConfigError
 
+from .aitken import AitkenGDLanes
 from .base import DiscreteOptimizer, lane_pow, sample_indices
 from .classic import GD, AdaGrad, Adam, HeavyBall, RMSProp
+from .jump_adam import JumpAdamLanes
+from .torch_optim import AitkenGD, JumpAdam
 
 #: registry name -> optimizer class
 MODELS: dict[str, type[DiscreteOptimizer]] = {
-    cls.name: cls for cls in (GD, HeavyBall, Adam, RMSProp, AdaGrad)
+    cls.name: cls for cls in (GD, HeavyBall, Adam, RMSProp, AdaGrad, JumpAdamLanes, AitkenGDLanes)
 }
 
 
@@ -33,5 +40,6 @@ def available() -> list[tuple[str, str]]:
     return [(name, cls.description) for name, cls in MODELS.items()]
 
 
-__all__ = ["DiscreteOptimizer", "GD", "HeavyBall", "Adam", "RMSProp", "AdaGrad", "MODELS", "get",
-           "available", "lane_pow", "sample_indices"]
+__all__ = ["DiscreteOptimizer", "GD", "HeavyBall", "Adam", "RMSProp", "AdaGrad", "JumpAdamLanes",
+           "AitkenGDLanes", "JumpAdam", "AitkenGD", "MODELS", "get", "available", "lane_pow",
+           "sample_indices"]

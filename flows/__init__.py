@@ -3,16 +3,22 @@
 * :mod:`flows.semilinear` — the flow/integrator contract dy/dt = L y + N(t, y).
 * :mod:`flows.kernels`    — memory kernels K1, K2, power law; state-space realisations; quadrature.
 * :mod:`flows.adam`       — nonlocal Adam, RMSProp and AdaGrad flows.
+* :mod:`flows.newton`     — Newton limit flows of the secant jump (full and diagonal, SPEC §3.4).
+* :mod:`flows.jump_flow`  — the gated jump flow: adam-flow1 switching to the clamped secant velocity,
+  gate switches located by events (SPEC §3.4).
 * :mod:`flows.simulate`   — run a flow over lanes into a Trajectory.
 """
 from __future__ import annotations
 
 from core.errors import ConfigError
 from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
+from flows.jump_flow import JumpFlow
+from flows.newton import DiagNewtonFlow, NewtonFlow
 
 #: the built-in flows, in listing order: adding a flow is one module plus one entry here
 #: (:mod:`runner.registry` pairs each with the discrete optimizer named by its ``method``)
-FLOWS: tuple[type, ...] = (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow)
+FLOWS: tuple[type, ...] = (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow, NewtonFlow, DiagNewtonFlow,
+                           JumpFlow)
 
 
 def registry() -> dict:
@@ -28,3 +34,7 @@ def get(name: str):
 
 def available() -> list[tuple[str, str]]:
     return [(n, c.description) for n, c in registry().items()]
+
+
+__all__ = ["FLOWS", "AdaGradFlow", "AdamFlow1", "AdamFlow2", "DiagNewtonFlow", "JumpFlow", "NewtonFlow",
+           "RMSPropFlow", "available", "get", "registry"]

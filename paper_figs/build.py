@@ -23,7 +23,7 @@ from paper_figs import report
 MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_figs.basin",
            "paper_figs.refine", "paper_figs.velocity", "paper_figs.pl", "paper_figs.positivity",
            "paper_figs.heredia2024_convex", "paper_figs.heredia2024_mse",
-           "paper_figs.heredia2024_doublewell")
+           "paper_figs.heredia2024_doublewell", "paper_figs.jump_adam")
 
 #: reduced sizes for modules without a ``quick`` parameter
 QUICK_KWARGS = {"steps": 200}

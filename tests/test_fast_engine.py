@@ -18,7 +18,7 @@ from runner.registry import registry
 from tests import flow_reference as ref
 
 F64 = torch.float64
-FLOWS = sorted(n for n, info in registry().items() if info.kind == "flow")
+ALL_FLOWS = sorted(n for n, info in registry().items() if info.kind == "flow")
 DISCRETE = ("gd", "heavyball", "adam", "rmsprop", "adagrad")
 
 
@@ -27,6 +27,13 @@ def make_flow(name, land="rosenbrock1d(c=4)", alphas=(0.05, 0.01, 0.002), **hype
     B = len(alphas)
     return info.cls(landscapes.parse(land), alpha=torch.tensor(alphas, dtype=F64), n_lanes=B,
                     dtype=F64, **hyper)
+
+
+#: the flows with a compiled form (the Adam family); the limit flows of flows.newton and
+#: flows.jump_flow run on the torch engine
+FLOWS = [n for n in ALL_FLOWS
+         if getattr(make_flow(n, land="quadratic(diag=[1.0])"), "compiled_form", lambda: None)()
+         is not None]
 
 
 def test_tableau_is_scipys_and_consistent():
@@ -61,6 +68,14 @@ def test_compiled_engine_matches_torch_engine(name):
     th_f, th_s = fast.ys[..., 0], slow.ys[..., 0]
     assert (th_f - th_s).abs().max() <= 5e-9
     assert torch.equal(fast.t_final, torch.full((3,), 1.5, dtype=F64))
+
+
+def test_the_adam_family_is_compiled_and_the_rest_falls_back():
+    assert {"adam-flow1", "adam-flow2", "rmsprop-flow", "adagrad-flow"} <= set(FLOWS)
+    for name in sorted(set(ALL_FLOWS) - set(FLOWS)):
+        flow = make_flow(name, land="quadratic(diag=[1.0])")
+        assert "compiled" in (fast_support(flow) or "") or fast_support(flow)
+        assert Numerics().choose_engine(flow)[0] == "torch"
 
 
 @pytest.mark.parametrize("model", ["adam-flow1", "adam-flow2"])

@@ -317,11 +317,47 @@ def data_heredia2024_doublewell(files, schemes=("exact",)):
     return res
 
 
+def data_jump(files):
+    by = {os.path.basename(f): f for f in files}
+    with open(by["jump-phases.json"]) as fh:
+        ph = json.load(fh)
+    T = 10.0
+    for prob in ph["problems"]:
+        ja = prob["jumpadam"]
+        n = len(ja["k"])
+        assert len(ja["gate"]) == len(ja["multiplier"]) == len(prob["adam"]["k"]) == n
+        assert all(0.0 <= g <= 1.0 for g in ja["gate"])
+        assert all(0.0 <= m <= T * (1 + 1e-12) for m in ja["multiplier"])
+        spans = ja["spans"]
+        assert spans[0]["start"] == 0 and spans[-1]["end"] == n
+        assert all(a["end"] == b["start"] for a, b in zip(spans, spans[1:]))
+    rosen2d = next(p for p in ph["problems"] if p["landscape"] == "rosenbrock")
+    assert rosen2d["jumpadam"]["gap"][-1] < rosen2d["adam"]["gap"][-1]
+    with open(by["jump-conditioning.json"]) as fh:
+        cond = json.load(fh)
+    rows = {(r["problem"], r["cond"]): r for r in cond["rows"]}
+    for kind in ("separable", "rotated"):
+        assert rows[(f"quadratic {kind}", 1.0)]["gd"] == 1        # alpha = 1/L is exact at cond 1
+    for c in (1.0, 10.0, 100.0):
+        r = rows[("quadratic separable", c)]
+        assert r["aitkengd"] <= 2 and r["jumpadam"] is not None
+        assert r["jumpadam"] < (r["adam"] or math.inf)             # None: not within the budget
+    sx = rows[("sextic (x0 = 1)", None)]
+    assert sx["jumpadam"] is not None and sx["jumpadam"] < (sx["adam"] or math.inf)
+    with open(by["jump-gate-map.json"]) as fh:
+        gm = json.load(fh)
+    n = len(gm["axis"])
+    for key in ("coupled", "separable"):
+        assert len(gm[key]["adam"]) == len(gm[key]["jumpadam"]) == n * n
+        assert all(0.0 <= x <= 1.0 for row in gm[key]["open_fraction"] for x in row)
+    return gm
+
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
         "heredia2024-mse": data_heredia2024_mse,
-        "heredia2024-doublewell": data_heredia2024_doublewell}
+        "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump}
 
 
 # -- tests ------------------------------------------------------------------------------------------
