@@ -236,8 +236,9 @@ def test_discrete_compiled_blocks_match_torch(model):
 
 
 def test_block_gradient_is_the_point_gradient():
-    from landscapes.compiled import compiled_block_gradient
     from numba import njit
+
+    from landscapes.compiled import compiled_block_gradient
 
     land = landscapes.parse("rosenbrock1d(c=4)")
     grad, LP = compiled_block_gradient(land, 1)
