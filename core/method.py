@@ -167,16 +167,7 @@ class ModelInfo:
 
     def lane_hyper(self, given: dict[str, Any]) -> dict[str, float]:
         """The hyper-parameters of one lane: ``given`` where present, else the defaults; checked."""
-        out = {}
-        for p in self.hyper:
-            val = given.get(p.name)
-            if val is None:
-                val = p.default
-            if val is None:
-                raise ConfigError(f"model {self.name} needs {p.flag}")
-            p.validate(val)
-            out[p.name] = float(val)
-        return out
+        return self.lanes_hyper([given])[0]
 
     def lanes_hyper(self, lanes: list[dict[str, Any]]) -> list[dict[str, float]]:
         """:meth:`lane_hyper` of every lane, each distinct value checked once (1e5 lanes in

@@ -16,6 +16,7 @@ from discrete.aitken import AitkenGDLanes, aitken_step
 from discrete.jump_adam import secant_curvature, secant_jump
 from landscapes.base import Landscape
 from runner.experiment import run_lanes
+from tests.toy_landscapes import DiagQuad
 
 EPS64 = torch.finfo(torch.float64).eps
 
@@ -39,22 +40,6 @@ class SeparableQuartic(Landscape):
 
     def spec(self):
         return "test_sepquartic"
-
-
-class DiagQuad(Landscape):
-    name = "test_diagquad"
-
-    def __init__(self, d, c):
-        self.d, self.c = d, c
-
-    def value(self, x):
-        return (self.d.to(x) * (x - self.c.to(x)) ** 2).sum(-1)
-
-    def grad(self, x):
-        return 2 * self.d.to(x) * (x - self.c.to(x))
-
-    def spec(self):
-        return "test_diagquad"
 
 
 def random_problem(gen, B=64, n=3):

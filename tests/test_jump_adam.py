@@ -28,29 +28,12 @@ from discrete.jump_adam import (
 from landscapes.base import Landscape
 from runner.experiment import run_lanes
 from runner.registry import get_model
+from tests.toy_landscapes import DiagQuad
 
 BIG_TRUST = 1e12
 
 
 # ----------------------------------------------------------------------------- helpers
-class DiagQuad(Landscape):
-    """f = sum_i d_i (x_i - c_i)^2, d and c of shape (B, n) or (n,)."""
-
-    name = "test_diagquad"
-
-    def __init__(self, d, c):
-        self.d, self.c = torch.as_tensor(d), torch.as_tensor(c)
-
-    def value(self, theta):
-        return (self.d.to(theta) * (theta - self.c.to(theta)) ** 2).sum(-1)
-
-    def grad(self, theta):
-        return 2 * self.d.to(theta) * (theta - self.c.to(theta))
-
-    def spec(self):
-        return "test_diagquad"
-
-
 class Rosen1D(Landscape):
     """f = (1-x)^2 + c (x^2-1)^2 (convex for c = 0, bistable for c = 4)."""
 

@@ -137,6 +137,9 @@ def test_lanes_hyper_is_lane_hyper_of_every_lane():
     lanes = [{"theta0": [0.0], "alpha": a, "beta1": b} for a, b in
              [(1e-3, 0.9), (1e-2, None), (1e-3, 0.5)]]
     assert info.lanes_hyper(lanes) == [info.lane_hyper(ln) for ln in lanes]
+    defaults = {p.name: p.default for p in info.hyper}
+    assert info.lanes_hyper(lanes)[1] == {**defaults, "alpha": 1e-2}     # missing -> default
+    assert info.lanes_hyper(lanes)[2]["beta1"] == 0.5
     for bad, msg in [({"alpha": -1.0}, "alpha"), ({"beta1": 1.0}, "beta1")]:
         with pytest.raises(ConfigError, match=msg):
             info.lanes_hyper(lanes + [{"theta0": [0.0], "alpha": 1e-3, **bad}])
