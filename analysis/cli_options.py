@@ -17,7 +17,7 @@ from runner.experiment import Numerics
 from runner.options import numerics_from_args
 from runner.options import parse_float as _float
 from runner.options import parse_vector as _vector
-from runner.registry import get_model
+from runner.registry import get_model, hyper_params, registry
 
 
 def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str] | None = None,
@@ -34,6 +34,41 @@ def add_problem_options(p: argparse.ArgumentParser, *, models_default: list[str]
     p.add_argument("--eps", type=_float, default=1e-8, help="epsilon (default 1e-8)")
     p.add_argument("--u0", nargs="+", type=_float, default=[0.0],
                    help="initial velocities of second-order flows")
+
+
+#: the hyper-parameters :func:`add_problem_options` sets (or that take one of those by fallback)
+PROBLEM_HYPER = ("alpha", "beta1", "beta2", "eps", "u0")
+
+
+def model_option_names() -> list[str]:
+    """The registered models' further hyper-parameters: neither a problem option nor taking one of
+    those by fallback (jump_lr, trust_coefficient, h_min, ...)."""
+    return [name for name, hp in hyper_params().items()
+            if name not in PROBLEM_HYPER and not hp.fallback]
+
+
+def add_model_options(p: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
+    """One scalar option per :func:`model_option_names` entry (flag and help from its declaration;
+    default: each model's own default)."""
+    reg = registry()
+    for name in model_option_names():
+        if name in exclude:
+            continue
+        hp = hyper_params()[name]
+        users = [info.name for info in reg.values() if any(q.name == name for q in info.hyper)]
+        p.add_argument(hp.flag, type=_float, default=None, dest=name,
+                       help=f"{hp.help} (one value for the whole study; {', '.join(users)})")
+
+
+def model_options_from_args(args) -> dict[str, float]:
+    """The options of :func:`add_model_options` that were given, checked."""
+    out = {}
+    for name in model_option_names():
+        val = getattr(args, name, None)
+        if val is not None:
+            hyper_params()[name].validate(val)
+            out[name] = float(val)
+    return out
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -62,6 +97,9 @@ class Problem:
     integrator: str = "auto"
     engine: str = "auto"
     extra: dict = field(default_factory=dict)
+    #: fixed values of the models' further hyper-parameters (trust_coefficient, h_min, ...): set on
+    #: every model of the study that declares them, the others keep their defaults
+    hyper: dict = field(default_factory=dict)
 
     @property
     def numerics(self) -> Numerics:
@@ -98,4 +136,4 @@ def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) ->
                    models=list(args.models or []), beta1=args.beta1, beta2=args.beta2,
                    eps=args.eps, u0=list(args.u0), scheme=args.scheme, rtol=args.rtol,
                    atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator,
-                   engine=args.engine)
+                   engine=args.engine, hyper=model_options_from_args(args))

@@ -35,6 +35,7 @@ import torch
 
 import landscapes
 from analysis.cli_options import (
+    add_model_options,
     add_problem_options,
     problem_from_args,
 )
@@ -47,7 +48,7 @@ from flows.paper_scheme import SUBSTEPS, paper_solve
 from runner.experiment import Numerics, run_lanes
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
-from runner.registry import get_model
+from runner.registry import get_model, methods
 
 PROTOCOLS = ("paper", "clean")
 DEFAULT_HORIZON = 10.0
@@ -92,11 +93,17 @@ def protocol_times(alpha: float, *, protocol: str = "clean", epochs: int | None 
 # -- hyper-parameters of a model from the study's scalars ---------------------------------------------
 
 def model_hyper(info, *, alpha: float, beta1: float, beta2: float, eps: float,
-                u0: float | None = None) -> dict[str, float]:
-    """The hyper-parameters ``info`` takes, from the study's (alpha, beta1, beta2, eps, u0): each
-    parameter its own value, else its declared ``fallback`` (RMSProp's ``beta`` takes beta2,
-    heavy-ball ``momentum`` beta1), else its default (:meth:`core.method.ModelInfo.study_hyper`)."""
-    return info.study_hyper({"alpha": alpha, "beta1": beta1, "beta2": beta2, "eps": eps, "u0": u0})
+                u0: float | None = None, hyper: dict[str, float] | None = None,
+                jump_rate: float | None = None) -> dict[str, float]:
+    """The hyper-parameters ``info`` takes, from the study's (alpha, beta1, beta2, eps, u0) and its
+    fixed further values ``hyper`` (trust_coefficient, h_min, ...): each parameter its own value,
+    else its declared ``fallback`` (RMSProp's ``beta`` takes beta2, heavy-ball ``momentum`` beta1),
+    else its default (:meth:`core.method.ModelInfo.study_hyper`). ``jump_rate`` R sets
+    jump_lr = R alpha (the secant-jump limit, below)."""
+    given = {**(hyper or {}), "alpha": alpha, "beta1": beta1, "beta2": beta2, "eps": eps, "u0": u0}
+    if jump_rate is not None:
+        given["jump_lr"] = jump_rate * alpha
+    return info.study_hyper(given)
 
 
 def _uses_u0(info) -> bool:
@@ -140,10 +147,12 @@ def _lane_grid(alpha: float, K: int, T_used: float) -> tuple[list[float], list[i
 
 def run_discrete_reference(info, land, theta0: list[float], alphas: list[float], Ks: list[int], *,
                            beta1: float, beta2: float, eps: float, numerics: Numerics,
+                           hyper: dict[str, float] | None = None, jump_rate: float | None = None,
                            bar=None) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
     """alpha -> (theta (K+1, n), f (K+1,)) of the discrete reference: one batched run, each lane
     stopping after its own K."""
-    lanes = [{"theta0": theta0, **model_hyper(info, alpha=a, beta1=beta1, beta2=beta2, eps=eps)}
+    lanes = [{"theta0": theta0, **model_hyper(info, alpha=a, beta1=beta1, beta2=beta2, eps=eps,
+                                              hyper=hyper, jump_rate=jump_rate)}
              for a in alphas]
     traj = run_lanes(info, land, lanes, Ks, numerics=numerics).to("cpu")
     if bar is not None:
@@ -171,9 +180,31 @@ def _f(x: torch.Tensor) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def default_models(reference: str) -> list[str]:
+    """The continuous models of the reference's method (registry), else Adam's two flows."""
+    flows = [f.name for f in methods()[reference].flows] if reference in methods() else []
+    return flows or ["adam-flow1", "adam-flow2"]
+
+
+def resolve_jump_rate(infos, hyper: dict[str, float], jump_rate: float | None) -> float | None:
+    """R of jump_lr = R alpha: given, else 1 where a model of the study declares jump_lr (the
+    secant-jump limit jump_lr -> 0 with t = k alpha = k jump_lr / R), else None."""
+    if jump_rate is not None:
+        if not (math.isfinite(jump_rate) and jump_rate > 0):
+            raise ConfigError(f"jump rate must be a positive finite number, got {jump_rate!r}")
+        if "jump_lr" in hyper:
+            raise ConfigError("give --jump-rate (jump_lr = rate * alpha) or a fixed jump_lr, not both")
+        return float(jump_rate)
+    if "jump_lr" in hyper:
+        return None
+    if any("jump_lr" in info.hyperparameters for info in infos):
+        return 1.0
+    return None
+
+
 def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
-           horizon: float | None = None, reference: str = "adam", progress: bool = False
-           ) -> dict[str, Any]:
+           horizon: float | None = None, reference: str = "adam", jump_rate: float | None = None,
+           progress: bool = False) -> dict[str, Any]:
     """Run the alpha-refinement study.
 
     Args:
@@ -182,7 +213,13 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
         protocol: "clean" or "paper" (SPEC §4).
         epochs: one per alpha (paper protocol: required), or None.
         horizon: T (default 10 when epochs are given).
-        reference: registry name of the discrete method compared against.
+        reference: registry name of the discrete method compared against (``jumpadam``: Jump
+            Adam against its secant-jump limit flows, default models newton-flow,
+            diag-newton-flow, jump-flow).
+        jump_rate: R with jump_lr = R alpha on every lane (reference and flows; the flows' rate
+            jump_lr/alpha is then R for every alpha, so alpha -> 0 is the limit jump_lr -> 0 with
+            t = k alpha = k jump_lr / R of SPEC §3.4); default 1 when a model declares jump_lr
+            and ``problem.hyper`` fixes none.
         progress: show a tqdm bar on stderr.
 
     Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status}], "slopes": [{model, u0,
@@ -198,11 +235,13 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
     ref = get_model(reference)
     if ref.kind != "discrete":
         raise ConfigError(f"reference {reference!r} is not a discrete method")
-    models = list(problem.models) or ["adam-flow1", "adam-flow2"]
+    models = list(problem.models) or default_models(reference)
     infos = [get_model(m) for m in models]
     for info in infos:
         if info.kind != "flow":
             raise ConfigError(f"model {info.name!r} is not a continuous model (flow)")
+    hyper = dict(problem.hyper)
+    jump_rate = resolve_jump_rate([ref, *infos], hyper, jump_rate)
     u0s = [float(u) for u in (problem.u0 or [0.0])]
     times = [protocol_times(a, protocol=protocol, epochs=None if epochs is None else epochs[i],
                             horizon=horizon) for i, a in enumerate(alphas)]
@@ -216,7 +255,8 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
     try:
         disc = run_discrete_reference(ref, land, theta0, alphas, Ks, beta1=problem.beta1,
                                       beta2=problem.beta2, eps=problem.eps,
-                                      numerics=numerics, bar=bar)
+                                      numerics=numerics, hyper=hyper, jump_rate=jump_rate,
+                                      bar=bar)
         rows: list[dict[str, Any]] = []
         for info in infos:
             lane_u0 = u0s if _uses_u0(info) else [None]
@@ -232,7 +272,8 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                 grid, krows, trow = _lane_grid(a, K, T_used)
                 for u in lane_u0:
                     lanes.append(model_hyper(info, alpha=a, beta1=problem.beta1,
-                                             beta2=problem.beta2, eps=problem.eps, u0=u))
+                                             beta2=problem.beta2, eps=problem.eps, u0=u,
+                                             hyper=hyper, jump_rate=jump_rate))
                     meta.append((a, u, T_used, K, krows, trow))
                     grids.append(grid)
             traj = run_flow_lanes(info, land, theta0, lanes, grids, numerics=numerics)
@@ -257,6 +298,7 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
         "study": "refine", "protocol": protocol, "reference": reference, "scheme": problem.scheme,
         "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1, "beta2": problem.beta2,
         "eps": problem.eps, "epochs": None if epochs is None else list(epochs), "horizon": horizon,
+        "hyper": hyper, "jump_rate": jump_rate,
         "rows": rows, "slopes": fit_slopes(rows), "runtime_s": elapsed,
     }
 
@@ -282,7 +324,7 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
         else:
             N = SUBSTEPS * K + 1
         hps = [model_hyper(info, alpha=a, beta1=problem.beta1, beta2=problem.beta2, eps=problem.eps,
-                           u0=u) for u in lane_u0]
+                           u0=u, hyper=problem.hyper) for u in lane_u0]
         B = len(hps)
         flow = info.cls(land, n_lanes=B, dtype=dtype, device=device,
                         **{k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device)
@@ -363,13 +405,18 @@ class RefineStudy(Study):
     help = "alpha-refinement: discrete method vs continuous models, errors and log-log slopes"
 
     def add_options(self, p) -> None:
-        add_problem_options(p, models_default=["adam-flow1", "adam-flow2"])
+        add_problem_options(p, models_default=None)
+        add_model_options(p, exclude=("jump_lr",))
+        p.add_argument("--jump-rate", type=_float, default=None,
+                       help="jump_lr = rate * alpha on every lane (default 1 with a model that "
+                            "has jump_lr: the secant-jump limit, t = k jump_lr)")
         p.add_argument("--epochs", nargs="+", type=_int, default=None,
                        help="discrete rows per alpha (one per alpha; paper protocol)")
         p.add_argument("--horizon", type=_float, default=None,
                        help="time horizon T (default 10 with --epochs)")
         p.add_argument("--reference", default="adam",
-                       help="discrete method compared against (default adam)")
+                       help="discrete method compared against (default adam; jumpadam: Jump Adam "
+                            "vs newton-flow, diag-newton-flow, jump-flow)")
         p.add_argument("--protocol", default="clean",
                        help="error protocol: paper or clean (default)")
 
@@ -379,7 +426,8 @@ class RefineStudy(Study):
                               f"(choose from: {', '.join(PROTOCOLS)})")
         problem = problem_from_args(args, schemes=self.schemes)
         return refine(problem, protocol=args.protocol, epochs=args.epochs, horizon=args.horizon,
-                      reference=args.reference, progress=not args.quiet)
+                      reference=args.reference, jump_rate=args.jump_rate,
+                      progress=not args.quiet)
 
     def plot(self, result, path) -> None:
         plot_refine(result, path)

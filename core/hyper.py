@@ -50,6 +50,13 @@ def check_nonneg(x: LaneValue, name: str) -> None:
             raise ConfigError(f"{name} must be a finite number >= 0, got {e!r}")
 
 
+def check_floor(x: LaneValue, name: str) -> None:
+    """>= 0, +inf allowed (a gate floor: +inf closes the gate everywhere)."""
+    for e in _as_list(x):
+        if math.isnan(e) or e < 0:
+            raise ConfigError(f"{name} must be a number >= 0 (or inf), got {e!r}")
+
+
 def check_finite(x: LaneValue, name: str) -> None:
     for e in _as_list(x):
         if not math.isfinite(e):

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ConfigError
-from core.hyper import LaneValue, check_alpha, check_beta, check_eps, check_finite
+from core.hyper import (
+    LaneValue,
+    check_alpha,
+    check_beta,
+    check_eps,
+    check_finite,
+    check_floor,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,15 @@ BETA2 = HyperParam("beta2", 0.999, check_beta, "second-moment decay (Adam beta2)
 BETA = HyperParam("beta", 0.99, check_beta, "RMSProp decay", fallback="beta2")
 MOMENTUM = HyperParam("momentum", 0.9, check_beta, "heavy-ball momentum mu", fallback="beta1")
 EPS = HyperParam("eps", 1e-8, check_eps, "epsilon in the denominator")
+#: Jump Adam's secant jump (SPEC §2, §3.4), shared by the discrete ``jumpadam`` and the jump flows
+#: (flows/newton.py, flows/jump_flow.py): one declaration, so a study sets them once for both
+JUMP_LR = HyperParam("jump_lr", 1.0, check_alpha,
+                     "secant jump scale: jump = -jump_lr g/h (jump time k jump_lr; the flows' rate "
+                     "is jump_lr/alpha)")
+TRUST_COEFFICIENT = HyperParam("trust_coefficient", 10.0, check_alpha,
+                               "jump clamp: |executed jump| <= trust_coefficient * |Adam step|")
+H_MIN = HyperParam("h_min", 1e-8, check_floor,
+                   "jump only where the curvature h > h_min (absolute, units g/theta; inf: never)")
 U0 = HyperParam("u0", 0.0, check_finite, "initial velocity theta'(0) of second-order models",
                 reported=True)
 

@@ -48,8 +48,17 @@ import math
 import torch
 
 from core.errors import ConfigError
-from core.hyper import LaneValue, check_alpha, check_nonneg
-from core.method import ALPHA, BETA1, BETA2, EPS, HyperParam
+from core.hyper import LaneValue, check_nonneg
+from core.method import (
+    ALPHA,
+    BETA1,
+    BETA2,
+    EPS,
+    H_MIN,
+    JUMP_LR,
+    TRUST_COEFFICIENT,
+    HyperParam,
+)
 
 from . import updates
 from .base import DiscreteOptimizer, col, lane_pow
@@ -101,15 +110,7 @@ def sign_rule_flags(code: int | torch.Tensor) -> tuple[Flag, Flag]:
     return code != 1, code != 0
 
 
-# jump_lr, trust_coefficient and h_min are also parameters of the jump flows (flows/newton.py,
-# flows/jump_flow.py): runner.registry requires the same check, flag and reporting there, so the
-# checks are core.hyper's functions themselves (positive finite: check_alpha; >= 0: check_nonneg).
-JUMP_LR = HyperParam("jump_lr", 1.0, check_alpha,
-                     "secant jump scale: j = -jump_lr g/h (1 = full secant step, exact on quadratics)")
-TRUST_COEFFICIENT = HyperParam("trust_coefficient", 10.0, check_alpha,
-                               "jump clamp: |executed jump| <= trust_coefficient * |Adam step|")
-H_MIN = HyperParam("h_min", H_MIN_DEFAULT, check_nonneg,
-                   "jump only where the secant curvature h > h_min (absolute, units g/theta)")
+# jump_lr, trust_coefficient and h_min are shared with the jump flows: declared once in core.method.
 MOTION_FLOOR = HyperParam("motion_floor", MOTION_FLOOR_DEFAULT, check_nonneg,
                           "secant measured only where |theta_{k-1} - theta_{k-2}| > motion_floor")
 SIGN_RULE = HyperParam("sign_rule", 0.0, check_sign_rule,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from core.hyper import check_alpha, check_beta, check_eps, check_nonneg
+from core.hyper import check_alpha, check_beta, check_eps, check_floor, check_nonneg
 
 from .aitken import AITKEN_GUARD_DEFAULT, steffensen_step
 from .jump_adam import (
@@ -135,7 +135,7 @@ class JumpAdam(_StatsMixin, torch.optim.Optimizer):
         check_eps(group["eps"], "eps")
         check_alpha(group["jump_lr"], "jump_lr")
         check_alpha(group["trust_coefficient"], "trust_coefficient")
-        check_nonneg(group["h_min"], "h_min")
+        check_floor(group["h_min"], "h_min")
         check_nonneg(group["motion_floor"], "motion_floor")
         sign_rule_code(group["sign_rule"])
 

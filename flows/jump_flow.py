@@ -63,9 +63,9 @@ sense, and its events are exempt from the dwell (they only cut steps at the kink
 ``clamped`` record exact); the velocity takes the clamp as the min() of the formula above.
 
 Latched and instant gates. :meth:`JumpFlow.events` returns the three events and puts the flow in the
-latched mode: pass the list to :func:`flows.solve.solve` / :func:`flows.simulate.simulate`. A flow
-whose ``events()`` was never asked for (a solve without events: ``adamflow run`` until the runner
-passes flow events) evaluates the gate from the gate functions at every evaluation of N (the instant
+latched mode: pass the list to :func:`flows.solve.solve` / :func:`flows.simulate.simulate` (the
+runner, and so every CLI command and study, does: :meth:`flows.semilinear.SemilinearFlow.events`). A
+flow whose ``events()`` was never asked for (a direct solve without events, ``torchdiffeq``) evaluates the gate from the gate functions at every evaluation of N (the instant
 mode: the exact switched system without event location, the chattering rule or the clamp record; the
 adaptive step size resolves the switches to about the tolerance by rejected steps, and a sliding
 surface makes such a lane stall with a ``MAX_STEPS``/``STEP_UNDERFLOW`` status).
@@ -83,20 +83,22 @@ import math
 
 import torch
 
-from core.errors import ConfigError
-from core.hyper import check_alpha, check_nonneg, lane_tensor
-from core.method import ALPHA, BETA1, BETA2, EPS, HyperParam
+from core.hyper import check_alpha, check_floor, check_nonneg, lane_tensor
+from core.method import (
+    ALPHA,
+    BETA1,
+    BETA2,
+    EPS,
+    H_MIN,
+    JUMP_LR,
+    TRUST_COEFFICIENT,
+    HyperParam,
+)
 from flows.adam import AdamFlow1
 from flows.events import Event
-from flows.newton import JUMP_LR, hessian_diag_gradient
+from flows.newton import hessian_diag_gradient
 from landscapes.base import Landscape
 
-#: Jump Adam's clamp (SPEC §2): the executed jump is at most trust_coefficient times the Adam step
-TRUST_COEFFICIENT = HyperParam("trust_coefficient", 10.0, check_alpha,
-                               "Jump Adam clamp: |jump| <= trust_coefficient |Adam step|")
-#: Jump Adam's curvature floor (SPEC §2): the gate is open only where the curvature exceeds it
-H_MIN = HyperParam("h_min", 1e-8, check_nonneg,
-                   "Jump Adam curvature gate: jump only where the curvature h > h_min")
 #: the chattering rule of the jump flow: least time between two gate switches of a coordinate
 DWELL = HyperParam("dwell", 1.0, check_nonneg,
                    "jump-flow: least time between two gate switches of a coordinate, in steps "
@@ -113,15 +115,6 @@ _IDLE = 1.0
 _HOLD_FLOOR = 1000.0
 #: finite stand-in for an infinite gate distance (h_min = inf): keeps the root finder's arithmetic finite
 _BIG = 1e300
-
-
-def _check_h_min(x, name: str = "h_min") -> None:
-    """h_min >= 0, +inf allowed from Python (the gate is then closed everywhere)."""
-    vals = x.detach().reshape(-1).tolist() if isinstance(x, torch.Tensor) else (
-        [x] if isinstance(x, (int, float)) else list(x))
-    for h in vals:
-        if math.isnan(float(h)) or float(h) < 0:
-            raise ConfigError(f"{name} must be >= 0 (or +inf), got {h!r}")
 
 
 class JumpFlow(AdamFlow1):
@@ -154,7 +147,7 @@ class JumpFlow(AdamFlow1):
                  dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):
         check_alpha(jump_lr, "jump_lr")
         check_alpha(trust_coefficient, "trust_coefficient")
-        _check_h_min(h_min)
+        check_floor(h_min, "h_min")
         check_nonneg(dwell, "dwell")
         super().__init__(landscape, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps,
                          n_lanes=n_lanes, dtype=dtype, device=device)
@@ -392,4 +385,4 @@ class JumpFlow(AdamFlow1):
         return new
 
 
-__all__ = ["DWELL", "EVENT_NAMES", "GATE_COMPONENTS", "H_MIN", "JumpFlow", "TRUST_COEFFICIENT"]
+__all__ = ["DWELL", "EVENT_NAMES", "GATE_COMPONENTS", "JumpFlow"]

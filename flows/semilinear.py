@@ -141,6 +141,12 @@ class SemilinearFlow(torch.nn.Module, abc.ABC):
         """The same flow restricted to lanes ``idx`` (used to retire finished lanes)."""
         raise NotImplementedError
 
+    def events(self) -> list:
+        """The events the model itself needs (:class:`flows.events.Event` list): a switched flow's
+        switching events (the gated jump flow's gates). The runner passes them to the exact
+        integrator; default none. Models with events run on the torch engine."""
+        return []
+
     def lane_time(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         B = y.shape[0]
         if t.dim() == 0:

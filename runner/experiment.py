@@ -303,8 +303,9 @@ def _run_exact(info, land, lanes, Ks, every, grids, num, theta0) -> Trajectory:
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
                         atol=atol, engine="compiled")
     else:
+        # the model's own events (a switched flow's gates) are located by the torch engine
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
-                        atol=atol, **integrator_kwargs(integrator))
+                        atol=atol, events=flow.events() or None, **integrator_kwargs(integrator))
     traj.meta.update({"engine": engine, "integrator": integrator})
     return traj
 

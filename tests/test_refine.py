@@ -9,9 +9,16 @@ import torch
 
 from adamflow.cli import main
 from analysis.cli_options import Problem
-from analysis.refine import _lane_grid, protocol_times, refine
+from analysis.refine import (
+    _lane_grid,
+    model_hyper,
+    protocol_times,
+    refine,
+    resolve_jump_rate,
+)
 from analysis.slopes import fit_loglog
 from core.errors import ConfigError
+from runner.registry import get_model
 from tests.figure_checks import check_png
 
 LAND = "rosenbrock1d(c=1.5)"
@@ -239,3 +246,59 @@ def test_refine_paper_scheme_small():
         assert (re_["alpha"], re_["model"], re_["u0"]) == (rp["alpha"], rp["model"], rp["u0"])
         assert re_["T"] == rp["T"] and re_["K"] == rp["K"]
         assert abs(re_["E_T"] - rp["E_T"]) < 0.1
+
+
+# -- Jump Adam against its secant-jump limit flows (SPEC §3.4) -------------------------------------
+
+def test_refine_jumpadam_converges_to_its_limit_flows_at_order_one():
+    # convex start, trust large: the gate opens at the first secant and stays open, so Jump Adam
+    # with jump_lr = alpha is Euler on the (diagonal) Newton flow after an O(alpha) Adam start
+    prob = problem([0.04, 0.02, 0.01], models=(), landscape="rosenbrock1d(c=4)", theta0=(1.4,))
+    prob.hyper = {"trust_coefficient": 1e6}
+    res = refine(prob, horizon=1.0, reference="jumpadam")
+    assert res["jump_rate"] == 1.0 and res["hyper"] == {"trust_coefficient": 1e6}
+    assert [s["model"] for s in res["slopes"]] == ["newton-flow", "diag-newton-flow", "jump-flow"]
+    for s in res["slopes"]:
+        assert 0.95 < s["p_T"] < 1.05 and 0.95 < s["p_sup"] < 1.05, s
+    for r in res["rows"]:
+        assert r["status"] == "ok" and 1e-3 < r["E_T"] < 3e-2
+
+
+def test_refine_jump_rate_sets_jump_lr_per_alpha():
+    ja, adam = get_model("jumpadam"), get_model("adam")
+    hp = model_hyper(ja, alpha=0.02, beta1=0.9, beta2=0.999, eps=1e-8, hyper={"h_min": 0.5},
+                     jump_rate=0.5)
+    assert hp["jump_lr"] == 0.01 and hp["h_min"] == 0.5 and hp["alpha"] == 0.02
+    assert "jump_lr" not in model_hyper(adam, alpha=0.02, beta1=0.9, beta2=0.999, eps=1e-8,
+                                        hyper={"h_min": 0.5}, jump_rate=0.5)
+    assert resolve_jump_rate([ja], {}, None) == 1.0
+    assert resolve_jump_rate([adam], {}, None) is None
+    assert resolve_jump_rate([ja], {"jump_lr": 0.1}, None) is None
+    with pytest.raises(ConfigError, match="not both"):
+        resolve_jump_rate([ja], {"jump_lr": 0.1}, 1.0)
+    with pytest.raises(ConfigError, match="jump rate"):
+        resolve_jump_rate([ja], {}, 0.0)
+    # a slower jump (R = 0.5) is another limit flow, still reached at order one
+    prob = problem([0.04, 0.02, 0.01], models=("diag-newton-flow",), landscape="rosenbrock1d(c=4)",
+                   theta0=(1.4,))
+    prob.hyper = {"trust_coefficient": 1e6}
+    res = refine(prob, horizon=1.0, reference="jumpadam", jump_rate=0.5)
+    assert res["jump_rate"] == 0.5 and 0.95 < res["slopes"][0]["p_T"] < 1.05
+
+
+def test_cli_refine_jumpadam(capsys):
+    code, out, err = _cli(["refine", "--reference", "jumpadam", "--landscape", "rosenbrock1d(c=4)",
+                           "--theta0", "1.4", "--alpha", "0.04", "0.02", "--horizon", "0.5",
+                           "--models", "jump-flow", "--trust-coefficient", "3", "--jump-rate", "1",
+                           "--json", "-", "--quiet"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["reference"] == "jumpadam" and res["hyper"] == {"trust_coefficient": 3.0}
+    assert [r["model"] for r in res["rows"]] == ["jump-flow"] * 2
+    for args, needle in ((["--jump-rate", "-1"], "jump rate"),
+                         (["--trust-coefficient", "0"], "trust_coefficient"),
+                         (["--h-min", "-1"], "h_min")):
+        code, out, err = _cli(["refine", "--reference", "jumpadam", "--alpha", "0.05",
+                               "--horizon", "0.5", "--quiet", *args], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
