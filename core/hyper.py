@@ -57,6 +57,13 @@ def check_floor(x: LaneValue, name: str) -> None:
             raise ConfigError(f"{name} must be a number >= 0 (or inf), got {e!r}")
 
 
+def check_level(x: LaneValue, name: str) -> None:
+    """A threshold level: any number, +-inf allowed (a rule that never fires), not NaN."""
+    for e in _as_list(x):
+        if math.isnan(e):
+            raise ConfigError(f"{name} must be a number (or +-inf), got {e!r}")
+
+
 def check_finite(x: LaneValue, name: str) -> None:
     for e in _as_list(x):
         if not math.isfinite(e):

@@ -35,6 +35,8 @@ from core.hyper import (
     check_eps,
     check_finite,
     check_floor,
+    check_level,
+    check_nonneg,
 )
 
 
@@ -98,6 +100,17 @@ TRUST_COEFFICIENT = HyperParam("trust_coefficient", 10.0, check_alpha,
                                "jump clamp: |executed jump| <= trust_coefficient * |Adam step|")
 H_MIN = HyperParam("h_min", 1e-8, check_floor,
                    "jump only where the curvature h > h_min (absolute, units g/theta; inf: never)")
+#: the Polyak root step (SPEC §2, §3.4), shared by the discrete ``polyak`` and ``polyak-flow``
+F_TARGET = HyperParam("f_target", 0.0, check_finite,
+                      "Polyak target value f*: step (f - f*) g/||g||^2")
+#: Hill-ADAM's switching rules (SPEC §2, §3.4), shared by the discrete ``hilladam`` and ``hill-flow``
+DELTA = HyperParam("delta", 1e-4, check_nonneg,
+                   "Hill-ADAM plateau threshold: toggle descent/ascent when |L_k - L_{k-1}| < delta "
+                   "(the flow: |df/ds| < delta/alpha)")
+GAMMA = HyperParam("gamma", 200.0, check_level,
+                   "Hill-ADAM dead end: a loss above gamma forces descent (inf: never)")
+GAMMA_LOW = HyperParam("gamma_low", -1e4, check_level,
+                       "Hill-ADAM floor: a loss below gamma_low forces ascent (-inf: never)")
 U0 = HyperParam("u0", 0.0, check_finite, "initial velocity theta'(0) of second-order models",
                 reported=True)
 
