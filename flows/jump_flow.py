@@ -236,7 +236,7 @@ class JumpFlow(AdamFlow1):
         return J4.reshape(B, n * d, n * d), Jt3.reshape(B, n * d)
 
     def compiled_form(self):
-        """None: the compiled engine (:mod:`flows.fast`) runs the Adam-family form only, so the
+        """None: the compiled engine (:mod:`flows.fast`) has no events (the gate switches), so the
         runner's engine choice falls back to the torch engine."""
         return None
 

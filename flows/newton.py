@@ -52,16 +52,10 @@ import math
 import torch
 
 from core.hyper import check_alpha, lane_tensor
-from core.method import ALPHA, HyperParam
+from core.method import ALPHA, JUMP_LR
+from flows.compiled_form import NewtonForm
 from flows.semilinear import SemilinearFlow
 from landscapes.base import Landscape
-
-#: Jump Adam's jump scale (SPEC §2): the jump is -jump_lr g/h; the jump time is k jump_lr.
-#: Declared here for the flows; a discrete ``jumpadam`` must declare ``jump_lr`` identically
-#: (runner.registry checks that shared names mean the same: check, flag, reporting, fallback).
-JUMP_LR = HyperParam("jump_lr", 1.0, check_alpha,
-                     "Jump Adam jump scale: jump = -jump_lr g/h (jump time k jump_lr)")
-
 
 # -- third derivatives by double backward ---------------------------------------------------------
 
@@ -177,6 +171,13 @@ class _CurvatureFlow(SemilinearFlow):
     def velocity_jacobian(self, theta: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def compiled_form(self) -> NewtonForm:
+        """This flow as data of the Newton form (:mod:`flows.compiled_form`): theta_i' =
+        -r phi'(theta_i)/phi''(theta_i). Both flows are that form on a separable landscape (H is
+        diagonal there, so H^{-1} g = g/diag H and the Cholesky guard is every H_ii > 0), the only
+        kind the compiled engine runs it on (:func:`landscapes.compiled.compiled_curvature`)."""
+        return NewtonForm(rate=self.rate)
+
     def subset(self, idx: torch.Tensor) -> "_CurvatureFlow":
         sub = getattr(self.landscape, "subset", None)
         land = sub(idx) if callable(sub) else self.landscape
@@ -265,4 +266,4 @@ class DiagNewtonFlow(_CurvatureFlow):
         return J
 
 
-__all__ = ["JUMP_LR", "DiagNewtonFlow", "NewtonFlow", "hessian_derivative", "hessian_diag_gradient"]
+__all__ = ["DiagNewtonFlow", "NewtonFlow", "hessian_derivative", "hessian_diag_gradient"]

@@ -254,13 +254,15 @@ class Landscape(abc.ABC):
 class Separable(Landscape):
     """f(theta) = sum_i phi(theta_i): subclasses give phi, phi' and phi'' elementwise.
 
-    phi' is written once, as the static ``dphi_point(x, p)`` over plain arithmetic (see
-    :mod:`core.pointwise`), with ``p`` the values of :attr:`POINT_PARAMS` in order (``p[0]``, ...);
-    :meth:`dphi` evaluates it on tensors and the compiled engine compiles the same function
-    (:mod:`landscapes.compiled`).
+    phi' and phi'' are written once, as the static ``dphi_point(x, p)`` and ``d2phi_point(x, p)``
+    over plain arithmetic (see :mod:`core.pointwise`), with ``p`` the values of :attr:`POINT_PARAMS`
+    in order (``p[0]``, ...); :meth:`dphi` and :meth:`d2phi` evaluate them on tensors and the
+    compiled engine compiles the same functions (:mod:`landscapes.compiled`: phi' for every flow,
+    phi'' for the Newton flows of :mod:`flows.newton`). A point function may return a plain number
+    where it does not depend on x (a constant phi''); :meth:`d2phi` broadcasts it to x's shape.
     """
 
-    #: lane-scalar parameters that ``dphi_point`` reads, in the order of ``p``
+    #: lane-scalar parameters that ``dphi_point`` and ``d2phi_point`` read, in the order of ``p``
     POINT_PARAMS: tuple[str, ...] = ()
 
     @abc.abstractmethod
@@ -275,12 +277,23 @@ class Separable(Landscape):
         """Elementwise phi'(x)."""
         if self.dphi_point is None:
             raise NotImplementedError(f"{type(self).__name__} defines neither dphi_point nor dphi")
-        p = tuple(self._lanes(getattr(self, k), x, k, lead=0) for k in self.POINT_PARAMS)
-        return self.dphi_point(x, p)
+        return self.dphi_point(x, self._point_params(x))
 
-    @abc.abstractmethod
+    #: phi''(x, p) for one value (or elementwise on tensors), same ``p`` as ``dphi_point``; a static
+    #: method of the subclass. A subclass may instead override :meth:`d2phi` (torch engine only).
+    d2phi_point = None
+
+    def _point_params(self, x: torch.Tensor) -> tuple:
+        return tuple(self._lanes(getattr(self, k), x, k, lead=0) for k in self.POINT_PARAMS)
+
     def d2phi(self, x: torch.Tensor) -> torch.Tensor:
         """Elementwise phi''(x)."""
+        if self.d2phi_point is None:
+            raise NotImplementedError(f"{type(self).__name__} defines neither d2phi_point nor d2phi")
+        h = self.d2phi_point(x, self._point_params(x))
+        if not isinstance(h, torch.Tensor):
+            return torch.full_like(x, float(h))
+        return h if h.shape == x.shape else h.expand(x.shape).contiguous()
 
     def value(self, theta: torch.Tensor) -> torch.Tensor:
         return self.phi(theta).sum(dim=-1)

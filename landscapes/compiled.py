@@ -1,4 +1,5 @@
-"""Compiled gradients for the compiled engine (:mod:`flows.fast`, :mod:`discrete.fast`).
+"""Compiled gradients and curvatures for the compiled engines (:mod:`flows.fast`,
+:mod:`discrete.fast`).
 
 A landscape takes part in the compiled engine when its gradient is written once over plain
 arithmetic (:mod:`core.pointwise`): today every :class:`landscapes.base.Separable` landscape whose
@@ -10,17 +11,25 @@ it into
   gradient is g_i = phi'(theta_i), and
 * ``params``: a (B, P) float64 array of those values per lane.
 
+:func:`compiled_curvature` does the same for phi'' (``d2phi_point``, the same POINT_PARAMS): the
+curvature the Newton flows (:mod:`flows.newton`) divide by; a separable landscape's Hessian is
+diag(phi''(theta_i)). It is a second C-callable function of the same :data:`POINT_SIGNATURE`, so a
+kernel takes ``grad`` and ``hess`` as two first-class arguments of one function type (and stays
+compiled and cached once for every landscape); flows that do not read curvature get
+:func:`no_curvature` (NaN) in its place.
+
 :func:`compiled_block_gradient` gives the same phi' over a whole block of values at once
 (:data:`BLOCK_SIGNATURE`): one indirect call per block instead of one per value, and phi' is
 inlined in the loop, which the compiler then vectorises (SIMD) across the block (the discrete
 engine's lanes; 4-5x faster than a call per value).
 
-Other landscapes (non-separable, user functions, data models) raise :class:`Unsupported` with the
-reason; callers then use the torch engine.
+Other landscapes (non-separable, user functions, data models; for curvature, separable ones without
+``d2phi_point``) raise :class:`Unsupported` with the reason; callers then use the torch engine.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -44,9 +53,20 @@ BLOCK_SIGNATURE = types.void(types.CPointer(types.float64), types.CPointer(types
 
 
 @functools.lru_cache(maxsize=None)
-def _point_gradient(dphi_point):
-    """The C-callable dphi_point (compiled once, then loaded from numba's disk cache)."""
-    return cfunc(POINT_SIGNATURE, cache=True)(dphi_point)
+def _point_function(point):
+    """The C-callable point function (dphi_point or d2phi_point; compiled once, then loaded from
+    numba's disk cache)."""
+    return cfunc(POINT_SIGNATURE, cache=True)(point)
+
+
+def _nan_point(x, p):
+    return math.nan
+
+
+def no_curvature():
+    """The C-callable stand-in for phi'' (NaN everywhere) that kernels get where the flow family
+    reads no curvature: the argument keeps its one function type."""
+    return _point_function(_nan_point)
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,6 +103,14 @@ def _check(land: Landscape) -> None:
                           "landscapes with a pointwise phi' have one)")
 
 
+def _check_curvature(land: Landscape) -> None:
+    _check(land)
+    if land.d2phi_point is None or any(getattr(type(land), k) is not getattr(Separable, k)
+                                       for k in ("d2phi", "hessian_diag", "hessian")):
+        raise Unsupported(f"landscape {land.spec()} has no compiled curvature (only separable "
+                          "landscapes with a pointwise phi'' (d2phi_point) have one)")
+
+
 def _params(land: Separable, B: int) -> np.ndarray:
     cols = [_lane_values(getattr(land, k), k, B) for k in land.POINT_PARAMS]
     return np.ascontiguousarray(np.stack(cols, axis=1) if cols else np.zeros((B, 1)))
@@ -94,7 +122,15 @@ def compiled_gradient(land: Landscape, B: int):
     ``grad`` is a first-class compiled function of :data:`POINT_SIGNATURE` (kernels take it as an
     argument, so they are compiled and cached once for every landscape)."""
     _check(land)
-    return _point_gradient(land.dphi_point), _params(land, B)
+    return _point_function(land.dphi_point), _params(land, B)
+
+
+def compiled_curvature(land: Landscape, B: int):
+    """(grad, hess, params (B, P)) for ``land`` over B lanes: :func:`compiled_gradient` and phi''
+    (``d2phi_point``) as a second function of :data:`POINT_SIGNATURE` over the same parameter
+    rows; :class:`Unsupported` when the landscape has no compiled gradient or curvature."""
+    _check_curvature(land)
+    return _point_function(land.dphi_point), _point_function(land.d2phi_point), _params(land, B)
 
 
 def compiled_block_gradient(land: Landscape, B: int):

@@ -19,7 +19,8 @@ def rosenbrock1d_f(x: float, c: float) -> float:
 
 
 def rosenbrock1d_d2f(x: float, c: float) -> float:
-    return 2.0 + 4.0 * c * (3.0 * x * x - 1.0)
+    """f''(x) for one value: :meth:`Rosenbrock1D.d2phi_point` (the one definition)."""
+    return Rosenbrock1D.d2phi_point(x, (c,))
 
 
 def rosenbrock1d_critical_points(c: float) -> list[CriticalPoint]:
@@ -84,8 +85,9 @@ class Rosenbrock1D(Separable):
         c = p[0]
         return -2 * (1 - x) + 4 * c * x * (x * x - 1)
 
-    def d2phi(self, x: torch.Tensor) -> torch.Tensor:
-        c = self._lanes(self.c, x, "c", lead=0)
+    @staticmethod
+    def d2phi_point(x, p):
+        c = p[0]
         return 2 + 4 * c * (3 * x * x - 1)
 
     def _c_list(self) -> list[float]:

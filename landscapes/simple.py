@@ -131,8 +131,9 @@ class Shifted(Separable):
     def dphi_point(x, p):
         return 2 * (x - p[0])
 
-    def d2phi(self, x):
-        return torch.full_like(x, 2.0)
+    @staticmethod
+    def d2phi_point(x, p):
+        return 2.0
 
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Per coordinate: the minimum x = center (of lane ``lane``), f = 0."""
@@ -154,7 +155,8 @@ class DoubleWell(Separable):
     def dphi_point(x, p):
         return x * (x * x - 1)
 
-    def d2phi(self, x):
+    @staticmethod
+    def d2phi_point(x, p):
         return 3 * x * x - 1
 
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
@@ -175,7 +177,7 @@ def _dsextic(x: float) -> float:
 
 
 def _d2sextic(x: float) -> float:
-    return 30 * x ** 4 + 20 * x ** 3 + 18 * x + 8
+    return Sextic.d2phi_point(x, ())
 
 
 @functools.lru_cache(maxsize=1)
@@ -225,7 +227,8 @@ class Sextic(Separable):
         x2 = x * x
         return 6 * x2 * x2 * x + 5 * x2 * x2 + 9 * x2 + 8 * x + 1
 
-    def d2phi(self, x):
+    @staticmethod
+    def d2phi_point(x, p):
         x2 = x * x
         return 30 * x2 * x2 + 20 * x2 * x + 18 * x + 8
 

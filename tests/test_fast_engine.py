@@ -10,6 +10,7 @@ from scipy.integrate import DOP853, solve_ivp
 import landscapes
 from core.errors import ConfigError
 from core.trajectory import Status
+from flows.compiled_form import NewtonForm
 from flows.fast import dop853
 from flows.fast.solve import compiled_rhs, fast_support, solve_fast
 from flows.solve import solve
@@ -29,11 +30,20 @@ def make_flow(name, land="rosenbrock1d(c=4)", alphas=(0.05, 0.01, 0.002), **hype
                     dtype=F64, **hyper)
 
 
-#: the flows with a compiled form (the Adam family); the limit flows of flows.newton and
-#: flows.jump_flow run on the torch engine
+#: the flows with a compiled form (the Adam family and the Newton flows of flows.newton); the
+#: gated jump flow (flows.jump_flow) runs on the torch engine
 FLOWS = [n for n in ALL_FLOWS
          if getattr(make_flow(n, land="quadratic(diag=[1.0])"), "compiled_form", lambda: None)()
          is not None]
+
+#: every registered landscape kind with a compiled gradient and curvature, with per-lane parameters
+#: where it has any
+COMPILED_LANDSCAPES = ["rosenbrock1d(c=[1.5, 4.0, 0.5])", "shifted(center=[4.0, -1.0, 0.5])",
+                       "doublewell", "sextic"]
+
+
+def is_newton(flow) -> bool:
+    return isinstance(flow.compiled_form(), NewtonForm)
 
 
 def test_tableau_is_scipys_and_consistent():
@@ -43,24 +53,31 @@ def test_tableau_is_scipys_and_consistent():
         assert np.array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("land", COMPILED_LANDSCAPES)
 @pytest.mark.parametrize("name", FLOWS)
-def test_compiled_rhs_is_the_flows_forward(name):
-    # the compiled right-hand side (from the flow's compiled_form) equals flow.forward
-    flow = make_flow(name, land="rosenbrock1d(c=[1.5, 4.0, 0.5])")
+def test_compiled_rhs_is_the_flows_forward(name, land):
+    # the compiled right-hand side (from the flow's compiled_form) equals flow.forward, NaN where
+    # the flow is not defined included (the Newton flows where phi'' <= 0: the middle lane on
+    # rosenbrock1d and the double well)
+    flow = make_flow(name, land=land)
     gen = torch.Generator().manual_seed(0)
-    y = flow.initial_state(torch.tensor([[-1.5], [0.3], [1.2]], dtype=F64))
+    y = flow.initial_state(torch.tensor([[-1.5, 2.0], [0.3, 0.9], [1.2, -0.2]], dtype=F64))
     y = y + 0.3 * torch.rand(y.shape, generator=gen, dtype=F64)
     t = torch.tensor([0.0, 0.37, 2.5], dtype=F64)
     want = flow(t, y)
     got = compiled_rhs(flow, t, y)
-    assert torch.allclose(got, want, rtol=1e-14, atol=1e-12 * float(want.abs().max()))
+    assert torch.isfinite(want[0]).all()
+    assert torch.allclose(got, want, rtol=1e-14, atol=1e-12 * float(want.nan_to_num().abs().max()),
+                          equal_nan=True)
 
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_compiled_engine_matches_torch_engine(name):
     # the test that holds the fast path to the reference path on every registered flow
     flow = make_flow(name)
-    y0 = flow.initial_state(torch.tensor([[-1.5], [0.4], [1.7]], dtype=F64))
+    # theta = 0.4 lies where phi'' < 0 (c = 4), outside the Newton flows' domain: 0.9 for them
+    mid = 0.9 if is_newton(flow) else 0.4
+    y0 = flow.initial_state(torch.tensor([[-1.5], [mid], [1.7]], dtype=F64))
     t_out = torch.linspace(0, 1.5, 31, dtype=F64)
     fast = solve_fast(flow, y0, t_out, rtol=1e-11, atol=1e-13)
     slow = solve(flow, y0, t_out, rtol=1e-11, atol=1e-13)
@@ -72,6 +89,7 @@ def test_compiled_engine_matches_torch_engine(name):
 
 def test_the_adam_family_is_compiled_and_the_rest_falls_back():
     assert {"adam-flow1", "adam-flow2", "rmsprop-flow", "adagrad-flow"} <= set(FLOWS)
+    assert {"newton-flow", "diag-newton-flow"} <= set(FLOWS) and "jump-flow" not in FLOWS
     for name in sorted(set(ALL_FLOWS) - set(FLOWS)):
         flow = make_flow(name, land="quadratic(diag=[1.0])")
         assert "compiled" in (fast_support(flow) or "") or fast_support(flow)

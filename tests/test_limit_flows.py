@@ -13,7 +13,7 @@
   surface and converges to Filippov's sliding solution as dwell -> 0; no NaN where g or H vanish; the
   gate record; lane retirement with events.
 * all three: Jacobians against autograd, the registry declarations, ``adamflow run`` with the default
-  engine (torch fallback), ``--engine compiled`` refused.
+  engine (compiled for the Newton flows on rosenbrock1d, torch for jump-flow), ``--engine compiled`` refused.
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from scipy.optimize import brentq
 
 import landscapes
 from adamflow.cli import main
+from core.method import H_MIN, JUMP_LR, TRUST_COEFFICIENT
 from core.trajectory import Status
 from flows import AdamFlow1, DiagNewtonFlow, JumpFlow, NewtonFlow
-from flows.jump_flow import DWELL, EVENT_NAMES, H_MIN, TRUST_COEFFICIENT
-from flows.newton import JUMP_LR
+from flows.jump_flow import DWELL, EVENT_NAMES
 from flows.semilinear import SemilinearFlow
 from flows.simulate import simulate
 from flows.solve import solve
@@ -353,7 +353,7 @@ def test_jump_flow_locates_every_gate_switch_to_the_tolerance():
 
 
 def test_instant_gate_without_events_is_the_same_switched_system():
-    # without events the gate is evaluated in N (adamflow run until the runner passes flow events):
+    # without events (a direct solve, torchdiffeq) the gate is evaluated in N:
     # the adaptive steps resolve the switches by rejection, to about the tolerance
     kw = dict(alpha=0.01, beta1=0.99, jump_lr=0.02, trust_coefficient=3.0, h_min=2.2, n_lanes=1)
     t = grid(4.0, 81)
@@ -597,7 +597,10 @@ def test_registry_declarations():
         assert info.kind == "flow" and info.method == "jumpadam" and info.schemes == ("exact",)
     assert [p.name for p in reg["newton-flow"].hyper] == ["alpha", "jump_lr"]
     assert reg["jump-flow"].hyper[:4] == reg["adam-flow1"].hyper              # Adam's, imported
-    assert reg["jump-flow"].param("jump_lr") is JUMP_LR
+    # one declaration of the shared jump parameters, for the discrete method and its flows
+    for p in (JUMP_LR, TRUST_COEFFICIENT, H_MIN):
+        assert reg["jumpadam"].param(p.name) is p and reg["jump-flow"].param(p.name) is p
+    assert reg["newton-flow"].param("jump_lr") is JUMP_LR
     assert [p.name for p in (JUMP_LR, TRUST_COEFFICIENT, H_MIN, DWELL)] == [
         "jump_lr", "trust_coefficient", "h_min", "dwell"]
     assert reg["jump-flow"].records == ("m", "v", "gate", "clamped")
@@ -607,11 +610,16 @@ def test_registry_declarations():
 
 
 def test_runner_uses_the_torch_engine_and_refuses_the_compiled_one():
+    # the Newton flows run on the compiled engine on a separable landscape with a compiled phi''
+    # (tests/test_fast_newton.py); the gated jump flow runs on the torch engine only
     lanes = [{"theta0": [-1.5], "alpha": 0.05}]
-    for name in ("newton-flow", "diag-newton-flow", "jump-flow"):
+    for name in ("newton-flow", "diag-newton-flow"):
         tr = run_lanes(name, "rosenbrock1d(c=4)", lanes, [40], numerics=Numerics())
-        assert tr.meta["engine"] == "torch" and tr.meta["integrator"] == "exprb43"
+        assert tr.meta["engine"] == "compiled" and tr.meta["integrator"] == "dop853"
         assert int(tr.status[0]) == Status.OK
+    tr = run_lanes("jump-flow", "rosenbrock1d(c=4)", lanes, [40], numerics=Numerics())
+    assert tr.meta["engine"] == "torch" and tr.meta["integrator"] == "exprb43"
+    assert int(tr.status[0]) == Status.OK
     with pytest.raises(Exception, match="compiled engine"):
         run_lanes("jump-flow", "rosenbrock1d(c=4)", lanes, [10], numerics=Numerics(engine="compiled"))
 
@@ -644,3 +652,22 @@ def test_cli_runs_the_limit_flows(capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert all(n in listing for n in ("newton-flow", "diag-newton-flow", "jump-flow"))
+
+
+def test_runner_passes_the_gate_events():
+    # run_lanes (every CLI command and study) hands the flow's own events to the solve: latched
+    # gates, located switches and the clamp record, the same as a direct solve with events
+    land = landscapes.parse("rosenbrock1d(c=4)")
+    kw = dict(alpha=0.05, jump_lr=0.05, trust_coefficient=3.0, h_min=1.0)
+    tr = run_lanes("jump-flow", land, [{"theta0": [-1.5], **kw}], [40], numerics=Numerics())
+    assert int(tr.status[0]) == Status.OK and int(tr.events["count"][0]) > 0
+    assert "clamped" in tr.extras
+    flow = JumpFlow(land, n_lanes=1, **kw)
+    t = torch.arange(41, dtype=F64)[None] * 0.05
+    ref = simulate(flow, torch.tensor([[-1.5]], dtype=F64), t, events=flow.events())
+    assert torch.equal(tr.theta, ref.theta)
+    assert torch.equal(tr.events["t"], ref.events["t"])
+    assert torch.equal(tr.events["index"], ref.events["index"])
+    # flows without events of their own solve as before
+    assert AdamFlow1(land, alpha=0.05, n_lanes=1).events() == []
+

@@ -2,14 +2,15 @@ r"""The per-lane compiled integrator: DOP853 with its own adaptive loop for ever
 
 The kernel
 
-    solve_lanes(family, grad, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
+    solve_lanes(family, grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
                 bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
 
 runs lanes ``order[j]`` in a ``prange`` loop over the right-hand side of flow family ``family``
-with the landscape gradient ``grad`` (:func:`flows.fast.rhs.family_rhs`). It is compiled once and
-cached on disk by numba (the gradient is a first-class function argument, not a specialisation). Each lane is an independent adaptive
-integration (the design of ensemble GPU kernels: no lockstep, no host synchronisation, a finished
-lane costs nothing):
+with the landscape's pointwise phi' and phi'' ``grad``, ``hess`` (:func:`flows.fast.rhs.family_rhs`;
+``hess`` only read by the Newton form). It is compiled once and cached on disk by numba (both are
+first-class function arguments of one type, not specialisations). Each lane is an independent
+adaptive integration (the design of ensemble GPU kernels: no lockstep, no host synchronisation, a
+finished lane costs nothing):
 
 * step: Dormand-Prince 8(5,3), FSAL (:mod:`flows.fast.dop853`);
 * error: the DOP853 combination of the 5th- and 3rd-order estimates, RMS over the components with
@@ -20,9 +21,16 @@ lane costs nothing):
 * output: every output time inside a step from the order-7 dense output (three extra stages, only on
   steps that hold one), output times equal to a step end from the step itself;
 * statuses (:class:`core.trajectory.Status` codes): 1 diverged (theta non-finite or beyond
-  ``bound`` after an accepted step, or h driven below 16 ulp of t by non-finite trial states;
-  ``div_at`` its time), 2 step underflow (h below 16 ulp of t otherwise),
-  3 the attempted-step budget ``max_steps`` spent. Outputs after a failure stay NaN.
+  ``bound`` at the start or after an accepted step; a non-finite right-hand side at the start, where
+  the flow is not defined, e.g. a Newton flow's phi'' <= 0: what the torch engine reaches by
+  shrinking the step to its floor; or h driven below 16 ulp of t by non-finite trial states; or
+  ``STALL_LIMIT`` stalls in a row, a stall being a step accepted after a non-finite trial that
+  leaves the state unchanged: the lane is pinned to the edge of a region where the right-hand side
+  is not finite, which the floor misses near t = 0, where 16 ulp of t lie far below the state's
+  resolution (a Newton flow running into phi'' = 0 at t ~ 1e-23; a lane that starts there and
+  moves away escapes within a few stalls); ``div_at`` its time), 2 step underflow (h below 16 ulp
+  of t otherwise; a last step, which may be short, is exempt), 3 the attempted-step budget
+  ``max_steps`` spent. Outputs after a failure stay NaN.
 """
 from __future__ import annotations
 
@@ -35,6 +43,14 @@ from flows.fast import dop853 as tab
 from flows.fast.rhs import family_rhs
 
 OK, DIVERGED, STEP_UNDERFLOW, MAX_STEPS = 0, 1, 2, 3
+
+#: the step floor: FLOOR_ULPS ulp of t (module docstring)
+FLOOR_ULPS = 16.0
+EPS = 2.220446049250313e-16
+
+#: stalls in a row (module docstring) that end a lane as diverged (lanes that escape a stall
+#: were seen to need fewer than 10)
+STALL_LIMIT = 100
 
 
 C, CX, Dm = tab.C, tab.C_EXTRA, tab.D
@@ -63,7 +79,7 @@ E3_VAL = tab.E3[E_IDX].copy()
 
 
 @njit(cache=True)
-def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
+def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
          ys, status, div_at, t_fin, nfev, acc, rej):
     N = y0.shape[1]
     mrow = M[b]
@@ -93,8 +109,15 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
         t_fin[b] = t
         return
     t_end = t_out[b, nout - 1]
-    family_rhs(family, grad, t, y, K[0], mrow, lrow, n, d, g)
+    family_rhs(family, grad, hess, t, y, K[0], mrow, lrow, n, d, g)
     nf += 1
+    for k in range(N):
+        if not (abs(K[0, k]) < math.inf):     # the flow is not defined at the start
+            status[b] = DIVERGED
+            div_at[b] = t
+            t_fin[b] = t
+            nfev[b] = nf
+            return
     # starting step (Hairer, Norsett & Wanner, II.4)
     span = t_end - t
     d0 = 0.0
@@ -109,7 +132,7 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
     h0 = min(h0, span, h_max)
     for k in range(N):
         tmp[k] = y[k] + h0 * K[0, k]
-    family_rhs(family, grad, t + h0, tmp, K[1], mrow, lrow, n, d, g)
+    family_rhs(family, grad, hess, t + h0, tmp, K[1], mrow, lrow, n, d, g)
     nf += 1
     d2 = 0.0
     for k in range(N):
@@ -122,8 +145,11 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
     else:
         h1 = (0.01 / dm) ** inv_q
     h = min(100.0 * h0, h1)
+    if not (h > 0.0):                          # a non-finite trial rhs in the estimate
+        h = h0
     rejected_last = False
     nonfinite = False
+    stalls = 0
     steps = 0
     while True:
         if steps >= max_steps:
@@ -135,7 +161,7 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
         last = h >= span
         if last:
             h = span
-        if h <= 16.0 * 2.220446049250313e-16 * max(abs(t), 1e-300):
+        if not last and h <= FLOOR_ULPS * EPS * max(abs(t), 1e-300):
             if nonfinite:                 # driven to the floor by non-finite trial states
                 status[b] = DIVERGED
                 div_at[b] = t
@@ -150,14 +176,14 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
                 for jj in range(c0, c1):
                     a += A_VAL[jj] * K[A_IDX[jj], k]
                 tmp[k] = y[k] + h * a
-            family_rhs(family, grad, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
+            family_rhs(family, grad, hess, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
         for k in range(N):
             a = 0.0
             for jj in range(B_IDX.shape[0]):
                 a += B_VAL[jj] * K[B_IDX[jj], k]
             yn[k] = y[k] + h * a
         t_new = t_end if last else t + h
-        family_rhs(family, grad, t_new, yn, K[NS], mrow, lrow, n, d, g)
+        family_rhs(family, grad, hess, t_new, yn, K[NS], mrow, lrow, n, d, g)
         nf += NS
         steps += 1
         e5 = 0.0
@@ -189,6 +215,20 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
             rejected_last = True
             continue
         na += 1
+        moved = False
+        for k in range(N):
+            if yn[k] != y[k]:
+                moved = True
+        if moved:
+            stalls = 0
+        elif nonfinite:
+            # accepted right after a non-finite trial, too short to move the state: the lane
+            # stalls at the edge of a region where the right-hand side is not finite
+            stalls += 1
+            if stalls >= STALL_LIMIT:
+                status[b] = DIVERGED
+                div_at[b] = t
+                break
         nonfinite = False
         dense = False
         while p < nout and t_out[b, p] <= t_new:
@@ -206,7 +246,7 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
                             for jj in range(c0, c1):
                                 a += AX_VAL[jj] * K[AX_IDX[jj], k]
                             tmp[k] = y[k] + h * a
-                        family_rhs(family, grad, t + CX[s] * h, tmp, K[idx], mrow, lrow, n, d, g)
+                        family_rhs(family, grad, hess, t + CX[s] * h, tmp, K[idx], mrow, lrow, n, d, g)
                     nf += 3
                     for k in range(N):
                         dy = yn[k] - y[k]
@@ -259,8 +299,8 @@ def lane(family, grad, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_ste
 
 
 @njit(cache=True, parallel=True)
-def solve_lanes(family, grad, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
+def solve_lanes(family, grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
                 bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
     for j in prange(order.shape[0]):
-        lane(family, grad, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+        lane(family, grad, hess, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
              h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)

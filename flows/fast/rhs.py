@@ -1,15 +1,20 @@
-"""Compiled right-hand sides, one per flow family (today: the Adam-family form of
-:mod:`flows.compiled_form`).
+"""Compiled right-hand sides, one per flow family: the Adam-family form and the Newton form of
+:mod:`flows.compiled_form`.
 
-``family_rhs(family, grad, s, y, out, mrow, lrow, n, d, g)`` writes F(s, y) of one lane into
+``family_rhs(family, grad, hess, s, y, out, mrow, lrow, n, d, g)`` writes F(s, y) of one lane into
 ``out``: y, out flattened (n d,) states (component c of coordinate i at i d + c), ``mrow`` the lane's
-model row (:meth:`flows.compiled_form.AdamForm.rows`), ``lrow`` its landscape parameters, ``g`` an
-(n,) scratch array, ``grad`` the landscape's compiled pointwise gradient
-(:func:`landscapes.compiled.compiled_gradient`), passed as a first-class function so that one
-compiled (and disk-cached) kernel serves every landscape. The direction is the shared code of
+model row (:func:`pack_adam_form` of :meth:`flows.compiled_form.AdamForm.rows`, or
+:meth:`flows.compiled_form.NewtonForm.rows`), ``lrow`` its landscape parameters, ``g`` an (n,)
+scratch array. ``grad`` and ``hess`` are the landscape's compiled pointwise phi' and phi''
+(:func:`landscapes.compiled.compiled_gradient`, :func:`landscapes.compiled.compiled_curvature`),
+two first-class functions of one type, so that one compiled (and disk-cached) kernel serves every
+landscape and every family; a family that reads no curvature gets
+:func:`landscapes.compiled.no_curvature` and never calls it. The direction is the shared code of
 :mod:`flows.direction`, compiled.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -19,6 +24,7 @@ from flows.direction import make_adam_math
 
 #: family codes (the ``family`` argument)
 ADAM_FORM = 0
+NEWTON_FORM = 1
 
 _, bias_factors_log, direction = (njit(cache=True, inline="always")(f)
                                   for f in make_adam_math(numba_math))
@@ -103,15 +109,51 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
 
 
 @njit(cache=True, inline="always")
-def family_rhs(family, grad, s, y, out, mrow, lrow, n, d, g):
+def newton_form(grad, hess, y, out, mrow, lrow, n, d):
+    """theta_i' = -r phi'(theta_i)/phi''(theta_i) (:class:`flows.compiled_form.NewtonForm`, row: r);
+    other components (none for the Newton flows) 0. Outside the domain (some phi'' <= 0, or phi',
+    phi'' not finite) the whole lane is NaN, as the torch flows' guard: the integrator rejects such
+    trial states and ends the lane as DIVERGED (:mod:`flows.fast.kernel`)."""
+    r = mrow[0]
+    lp = lrow.ctypes
+    ok = True
+    for i in range(n):
+        base = i * d
+        x = y[base]
+        gi = grad(x, lp)
+        hi = hess(x, lp)
+        if hi > 0.0 and hi < math.inf and abs(gi) < math.inf:
+            out[base] = -r * gi / hi
+        else:                   # no division there: numba raises on a float division by zero
+            ok = False
+        for q in range(1, d):
+            out[base + q] = 0.0
+    if not ok:
+        for k in range(n * d):
+            out[k] = math.nan
+
+
+@njit(cache=True, inline="always")
+def family_rhs(family, grad, hess, s, y, out, mrow, lrow, n, d, g):
     """Dispatch on the flow family code."""
     if family == ADAM_FORM:
         adam_form(grad, s, y, out, mrow, lrow, n, d, g)
+    elif family == NEWTON_FORM:
+        newton_form(grad, hess, y, out, mrow, lrow, n, d)
+
+
+def stiffness(family: int, M: np.ndarray) -> np.ndarray:
+    """(B,) a per-lane rate scale of the right-hand side (for the kernel's lane order): 1/alpha
+    for the Adam form (its memory rates), r for the Newton form (the rate of the flow near a
+    minimum, theta' ~ -r (theta - theta*))."""
+    if family == NEWTON_FORM:
+        return M[:, 0]
+    return 1.0 / M[:, 1]
 
 
 @njit(cache=True)
-def evaluate_lanes(family, grad, s, Y, M, LP, n, d, out):
+def evaluate_lanes(family, grad, hess, s, Y, M, LP, n, d, out):
     """F(s_b, Y_b) for every lane b into out (B, n d): the compiled right-hand side, for checks."""
     g = np.empty(n)
     for b in range(Y.shape[0]):
-        family_rhs(family, grad, s[b], Y[b], out[b], M[b], LP[b], n, d, g)
+        family_rhs(family, grad, hess, s[b], Y[b], out[b], M[b], LP[b], n, d, g)

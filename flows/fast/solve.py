@@ -2,9 +2,10 @@
 contract of the torch engine (:func:`flows.solve.solve`).
 
 Which runs it takes (:func:`fast_support` says why not, in one line): a flow with a
-``compiled_form()`` (:mod:`flows.compiled_form`), a landscape with a compiled gradient
-(:mod:`landscapes.compiled`), float64 on the CPU, no events and the default controller. Everything
-else runs on the torch engine.
+``compiled_form()`` (:mod:`flows.compiled_form`: the Adam-family form, or the Newton form of the
+Newton flows), a landscape with a compiled gradient (and, for the Newton form, a compiled curvature
+phi''; :mod:`landscapes.compiled`), float64 on the CPU, no events and the default controller.
+Everything else runs on the torch engine.
 """
 from __future__ import annotations
 
@@ -15,11 +16,23 @@ import numpy as np
 import torch
 
 from core.trajectory import DIVERGENCE_BOUND
+from flows.compiled_form import AdamForm, NewtonForm
 from flows.fast.kernel import solve_lanes
-from flows.fast.rhs import ADAM_FORM, evaluate_lanes, pack_adam_form
+from flows.fast.rhs import (
+    ADAM_FORM,
+    NEWTON_FORM,
+    evaluate_lanes,
+    pack_adam_form,
+    stiffness,
+)
 from flows.semilinear import SemilinearFlow
 from flows.solve import DEFAULT_ATOL, DEFAULT_RTOL, Solution, _as_lane_times
-from landscapes.compiled import Unsupported, compiled_gradient
+from landscapes.compiled import (
+    Unsupported,
+    compiled_curvature,
+    compiled_gradient,
+    no_curvature,
+)
 
 __all__ = ["Unsupported", "fast_support", "solve_fast", "compiled_problem", "compiled_rhs"]
 
@@ -41,26 +54,33 @@ def fast_support(flow: SemilinearFlow, dtype: torch.dtype = torch.float64, devic
 
 
 def compiled_problem(flow: SemilinearFlow):
-    """(family, grad, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code, landscape
-    gradient and per-lane rows."""
+    """(family, grad, hess, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code, landscape
+    phi' and phi'' (:func:`landscapes.compiled.no_curvature` for a family that reads none) and
+    per-lane rows."""
     form = getattr(flow, "compiled_form", None)
     data = form() if callable(form) else None
     if data is None:
         raise Unsupported(f"flow {flow.name or type(flow).__name__} has no compiled form")
-    grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
-    d = data.L.shape[-1]
-    return ADAM_FORM, grad, pack_adam_form(data.rows().numpy(), d), LP
+    if isinstance(data, AdamForm):
+        grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
+        d = data.L.shape[-1]
+        return ADAM_FORM, grad, no_curvature(), pack_adam_form(data.rows().numpy(), d), LP
+    if isinstance(data, NewtonForm):
+        grad, hess, LP = compiled_curvature(flow.landscape, flow.n_lanes)
+        return NEWTON_FORM, grad, hess, np.ascontiguousarray(data.rows().numpy()), LP
+    raise Unsupported(f"flow {flow.name or type(flow).__name__}: unknown compiled form "
+                      f"{type(data).__name__}")
 
 
 def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The compiled right-hand side F(t, y) (t (B,), y (B, n, d)): what the kernel integrates,
     to hold against ``flow.forward`` (the torch definition)."""
     B, n, d = y.shape
-    family, grad, M, LP = compiled_problem(flow)
+    family, grad, hess, M, LP = compiled_problem(flow)
     Y = np.ascontiguousarray(y.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
     s = np.ascontiguousarray(torch.as_tensor(t, dtype=torch.float64).expand(B).numpy())
     out = np.empty_like(Y)
-    evaluate_lanes(family, grad, s, Y, M, LP, n, d, out)
+    evaluate_lanes(family, grad, hess, s, Y, M, LP, n, d, out)
     return torch.from_numpy(out).reshape(B, n, d).to(y)
 
 
@@ -84,7 +104,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
         raise ValueError(f"solve_fast: y0 must be (B, n, d), got {tuple(y0.shape)}")
     B, n, d = y0.shape
     device, dtype = y0.device, y0.dtype
-    family, grad, M, LP = compiled_problem(flow)
+    family, grad, hess, M, LP = compiled_problem(flow)
     t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
     T = t_out.shape[1]
     if n_out is None:
@@ -107,17 +127,19 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     nfev = np.zeros(B, dtype=np.int64)
     acc = np.zeros(B, dtype=np.int64)
     rej = np.zeros(B, dtype=np.int64)
-    # cost estimate: horizon x stiffness (||L||_inf), the step count of a stability-bound lane
+    # cost estimate: horizon x stiffness (the family's rate scale), the step count of a
+    # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
-    order = _balanced_order(np.nan_to_num(last) * (1.0 + 1.0 / M[:, 1]))
+    order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
     prev = numba.get_num_threads()
     want = prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     want = min(want, max(1, B))
     numba.set_num_threads(want)
     try:
         with numba.parallel_chunksize(1):
-            solve_lanes(family, grad, y0n, M, LP, n, d, tn, nn, ew, rtol, atol, int(max_steps), h_max,
-                   float(DIVERGENCE_BOUND), order, ys, status, div_at, t_fin, nfev, acc, rej)
+            solve_lanes(family, grad, hess, y0n, M, LP, n, d, tn, nn, ew, rtol, atol,
+                        int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys, status, div_at,
+                        t_fin, nfev, acc, rej)
     finally:
         numba.set_num_threads(prev)
     to = lambda a, dt=dtype: torch.from_numpy(a).to(device=device, dtype=dt)   # noqa: E731
