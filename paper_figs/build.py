@@ -23,7 +23,8 @@ from paper_figs import report
 MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_figs.basin",
            "paper_figs.refine", "paper_figs.velocity", "paper_figs.pl", "paper_figs.positivity",
            "paper_figs.heredia2024_convex", "paper_figs.heredia2024_mse",
-           "paper_figs.heredia2024_doublewell", "paper_figs.jump_adam")
+           "paper_figs.heredia2024_doublewell", "paper_figs.jump_adam", "paper_figs.polyak",
+           "paper_figs.hill")
 
 #: reduced sizes for modules without a ``quick`` parameter
 QUICK_KWARGS = {"steps": 200}
@@ -42,15 +43,17 @@ def make_kwargs(mod, *, scheme: str = "exact", quick: bool = False) -> dict:
     params = inspect.signature(mod.make).parameters
     kw = {}
     supported = getattr(mod, "SCHEMES", ("exact", "paper") if "scheme" in params else ("exact",))
-    for s in (["exact", "paper"] if scheme == "both" else [scheme]):
-        if s not in supported:
-            ok = [n for n, m in figure_modules().items()
-                  if s in getattr(m, "SCHEMES", ("exact", "paper")
-                                  if "scheme" in inspect.signature(m.make).parameters else ())]
-            raise ConfigError(f"{s} scheme not available for figure {mod.NAME!r} "
-                              f"(figures with it: {', '.join(ok) or 'none'}; use --only)")
+    wanted = ["exact", "paper"] if scheme == "both" else [scheme]
+    usable = [s for s in wanted if s in supported]
+    if not usable:
+        ok = [n for n, m in figure_modules().items()
+              if scheme in getattr(m, "SCHEMES", ("exact", "paper")
+                                   if "scheme" in inspect.signature(m.make).parameters else ())]
+        raise ConfigError(f"{scheme} scheme not available for figure {mod.NAME!r} "
+                          f"(figures with it: {', '.join(ok) or 'none'}; use --only)")
+    # "both" runs each figure under the schemes it has (an exact-only figure: exact)
     if "scheme" in params:
-        kw["scheme"] = scheme
+        kw["scheme"] = scheme if usable == wanted else usable[0]
     if quick:
         if "quick" in params:
             kw["quick"] = True
