@@ -9,6 +9,8 @@ Models: gd, heavyball, adam, rmsprop, adagrad, jumpadam (Jump Adam: gated secant
 
 ``torch.optim`` optimizers for any ``nn.Module`` (:mod:`discrete.torch_optim`): :class:`JumpAdam`,
 :class:`AitkenGD`; they share the per-element update of the ``jumpadam`` / ``aitkengd`` models.
+``hilladam`` (Hill-ADAM, :mod:`discrete.hill_adam`) and its closure-based :class:`HillAdam` share
+one decision function.
 """
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from core.errors import ConfigError
 from .aitken import AitkenGDLanes
 from .base import DiscreteOptimizer, lane_pow, sample_indices
 from .classic import GD, AdaGrad, Adam, HeavyBall, RMSProp
+from .hill_adam import HillAdam, HillAdamLanes
 from .jump_adam import JumpAdamLanes
+from .polyak import PolyakLanes, PolyakStep
 from .torch_optim import AitkenGD, JumpAdam
 
 #: registry name -> optimizer class
 MODELS: dict[str, type[DiscreteOptimizer]] = {
-    cls.name: cls for cls in (GD, HeavyBall, Adam, RMSProp, AdaGrad, JumpAdamLanes, AitkenGDLanes)
+    cls.name: cls for cls in (GD, HeavyBall, Adam, RMSProp, AdaGrad, JumpAdamLanes, AitkenGDLanes,
+                 PolyakLanes, HillAdamLanes)
 }
 
 
@@ -42,4 +47,4 @@ def available() -> list[tuple[str, str]]:
 
 __all__ = ["DiscreteOptimizer", "GD", "HeavyBall", "Adam", "RMSProp", "AdaGrad", "JumpAdamLanes",
            "AitkenGDLanes", "JumpAdam", "AitkenGD", "MODELS", "get", "available", "lane_pow",
-           "sample_indices"]
+           "sample_indices", "PolyakLanes", "PolyakStep", "HillAdamLanes", "HillAdam"]

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from core.errors import ConfigError
 from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
+from flows.hill_flow import HillFlow
 from flows.jump_flow import JumpFlow
 from flows.newton import DiagNewtonFlow, NewtonFlow
+from flows.polyak_flow import PolyakFlow
 
 #: the built-in flows, in listing order: adding a flow is one module plus one entry here
 #: (:mod:`runner.registry` pairs each with the discrete optimizer named by its ``method``)
 FLOWS: tuple[type, ...] = (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow, NewtonFlow, DiagNewtonFlow,
-                           JumpFlow)
+                           JumpFlow, PolyakFlow, HillFlow)
 
 
 def registry() -> dict:
@@ -36,5 +38,5 @@ def available() -> list[tuple[str, str]]:
     return [(n, c.description) for n, c in registry().items()]
 
 
-__all__ = ["FLOWS", "AdaGradFlow", "AdamFlow1", "AdamFlow2", "DiagNewtonFlow", "JumpFlow", "NewtonFlow",
+__all__ = ["FLOWS", "AdaGradFlow", "AdamFlow1", "AdamFlow2", "DiagNewtonFlow", "JumpFlow", "NewtonFlow", "PolyakFlow",
            "RMSPropFlow", "available", "get", "registry"]

@@ -13,7 +13,13 @@ from landscapes.function import FunctionLandscape, from_function
 from landscapes.models import LinReg, TinyMLP
 from landscapes.registry import REGISTRY, available
 from landscapes.rosenbrock import Rosenbrock, Rosenbrock1D, rosenbrock1d_critical_points
-from landscapes.simple import DoubleWell, Quadratic, Sextic, Shifted, sextic_critical_points
+from landscapes.simple import (
+    DoubleWell,
+    Quadratic,
+    Sextic,
+    Shifted,
+    sextic_critical_points,
+)
 from landscapes.spec import parse
 
 __all__ = [

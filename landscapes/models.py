@@ -43,6 +43,12 @@ class LinReg(Landscape):
     def params(self) -> dict[str, object]:
         return {"n_points": self.n_points, "seed": self.seed, "noise": self.noise}
 
+    def partition(self) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+        """The parameter tensors of the model and the layers they form, in theta order: one layer
+        ``linear`` of the tensors ``w`` (1 element) and ``b`` (1). Read by the Polyak scopes
+        (:mod:`discrete.polyak`: tensor, layer)."""
+        return (("linear", (("w", 1), ("b", 1))),)
+
     def _residual(self, theta: torch.Tensor):
         x, y = self._cast(self.x, theta), self._cast(self.y, theta)
         r = theta[:, :1] * x + theta[:, 1:2] - y  # (B, N)
@@ -102,6 +108,13 @@ class TinyMLP(Landscape):
 
     def params(self) -> dict[str, object]:
         return {"width": self.width, "n_points": self.n_points, "seed": self.seed, "noise": self.noise}
+
+    def partition(self) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+        """The parameter tensors and the layers they form, in theta order (:meth:`unflatten`): layer
+        ``hidden`` = tensors ``w``, ``b`` (width elements each), layer ``output`` = ``v`` (width)
+        and ``c`` (1). Read by the Polyak scopes (:mod:`discrete.polyak`: tensor, layer)."""
+        W = self.width
+        return (("hidden", (("w", W), ("b", W))), ("output", (("v", W), ("c", 1))))
 
     def unflatten(self, theta: torch.Tensor):
         """(B, dim) -> w (B, W), b (B, W), v (B, W), c (B, 1)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from landscapes.base import Landscape
+from landscapes.cubic import Cubic
 from landscapes.models import LinReg, TinyMLP
 from landscapes.mse2024 import MSE2024
 from landscapes.rosenbrock import Rosenbrock, Rosenbrock1D
@@ -11,7 +12,7 @@ from landscapes.simple import DoubleWell, Quadratic, Sextic, Shifted
 REGISTRY: dict[str, type[Landscape]] = {
     cls.name: cls
     for cls in (Rosenbrock1D, Rosenbrock, Quadratic, Shifted, DoubleWell, Sextic, LinReg, TinyMLP,
-                MSE2024)
+                MSE2024, Cubic)
 }
 
 

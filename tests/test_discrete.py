@@ -374,7 +374,7 @@ def test_bad_eps(model):
 
 def test_registry_and_misc_errors():
     assert list(discrete.MODELS) == ["gd", "heavyball", "adam", "rmsprop", "adagrad", "jumpadam",
-                                    "aitkengd"]
+                                    "aitkengd", "polyak", "hilladam"]
     names = [n for n, _ in discrete.available()]
     assert names == list(discrete.MODELS)
     assert all(isinstance(d, str) and d and "\n" not in d for _, d in discrete.available())

@@ -12,7 +12,9 @@ import os
 from collections import defaultdict
 
 import pytest
+import torch
 
+import landscapes
 from core.errors import ConfigError
 from paper_figs import build
 from runner import presets
@@ -353,11 +355,100 @@ def data_jump(files):
     return gm
 
 
+def data_polyak(files):
+    """The Polyak seed experiments: the data behind each figure recomputed from the iterates (the
+    formula of experiment 1, f - f* on the landscape, the gradient-norm ratio and its kink), and the
+    generated table holding the JSON's numbers."""
+    by = {os.path.basename(f): f for f in files}
+    assert {f"polyak-exp{i}.png" for i in range(1, 6)} <= set(by)
+    res = load_json(by["polyak-results.json"])
+    exps = {str(e["id"]): e for e in res["experiments"]}
+    assert set(exps) == {"1", "2", "3", "4", "4n", "5"}
+    e1 = exps["1"]["runs"]["float64"]["lanes"][0]
+    assert e1["start_label"] == "x0 = 10"
+    assert [t[0] for t in e1["theta"][:21]] == [3 + 7 / 2 ** n for n in range(21)]
+    for key in ("1", "2", "3", "4", "4n"):
+        exp = exps[key]
+        land = landscapes.parse(exp["spec"])
+        for dt in ("float64", "float32"):
+            for ln in exp["runs"][dt]["lanes"]:
+                th = torch.tensor(ln["theta"], dtype=torch.float64)
+                ok = torch.isfinite(th).all(dim=1) & (th.abs() < 1e6).all(dim=1)
+                f = land.value(th[ok]) - exp["f_star"]
+                gap = torch.tensor(ln["gap"], dtype=torch.float64)[ok]
+                assert torch.allclose(gap, f, rtol=1e-12, atol=1e-300), (key, ln["variant"])
+                assert all(s is None or s >= 0 for s in ln["scale"])
+    g3 = next(ln for ln in exps["3"]["runs"]["float64"]["lanes"] if ln["variant"] == "global")
+    th = torch.tensor(g3["theta"], dtype=torch.float64)
+    ratio = (2 * (th[:, 0] - 1)).abs() / (200 * (th[:, 1] - 2)).abs()
+    end = g3["window_end"]
+    assert torch.allclose(ratio[:end + 1], torch.tensor(g3["ratio"][:end + 1], dtype=torch.float64),
+                          rtol=1e-12)
+    r0 = float(ratio[0])
+    kink = next(k for k in range(end + 1) if float(ratio[k]) >= 1)
+    assert r0 == pytest.approx(9 / 800) and g3["kink"] == kink
+    assert g3["up_steps"] > 0 and g3["max_up"] <= 101 ** 2 / 1600 * (1 + 1e-9)
+    with open(by["polyak-results.md"]) as fh:
+        md = fh.read()
+    assert f"| 3 | global | (10, 10) | float64 | {g3['rate']:.5g} |" in md
+    assert md.count("\n| ") >= 5 + len(res["verdicts"])
+    rows = read_csv(by["polyak-series.csv"])
+    want = sum(len(ln["k"]) for e in res["experiments"] for dt in ("float64", "float32")
+               for ln in e["runs"][dt]["lanes"] if "k" in ln and not ln.get("same_as"))
+    assert len(rows) == want
+    return res
+
+
+def data_hill(files):
+    by = {os.path.basename(f): f for f in files}
+    sextic = lambda x: x ** 6 + x ** 5 + 3 * x ** 3 + 4 * x ** 2 + x  # noqa: E731
+    sx = load_json(by["hill-sextic.json"])
+    n = len(sx["x0"])
+    assert sx["hill"] == pytest.approx(-0.699511, abs=1e-6)
+    assert len(sx["rows"]) == n * len(sx["lrs"]) * 3 == len(read_csv(by["hill-sextic.csv"]))
+    for r in sx["rows"]:
+        assert num(r["best_f"]) == pytest.approx(sextic(r["best_x"]), rel=1e-12, abs=1e-15)
+        assert r["best_f"] <= sextic(r["x0"]) + 1e-15               # the first loss is recorded
+        assert r["in_global"] == (r["best_x"] < sx["hill"])
+        assert r["best_f"] >= sx["f_min"] - 1e-9
+    for s in sx["summary"]:
+        rs = [r for r in sx["rows"] if r["method"] == s["method"] and r["lr"] == s["lr"]]
+        assert s["global_count"] == sum(r["in_global"] for r in rs) == s["global_fraction"] * n
+    c = sx["claim"]["0.1"]
+    assert c["holds"] and c["robust"] >= c["original"] >= c["adam"] == 0
+    dl = load_json(by["hill-delta.json"])
+    assert len(dl["summary"]) == len(dl["deltas"]) * len(dl["lrs"]) * 2
+    assert all(0.0 <= s["global_fraction"] <= 1.0 and s["plateau_mean"] >= 0 for s in dl["summary"])
+    gm = load_json(by["hill-gamma.json"])
+    summ = {(s["method"], s["lr"], s["gamma"]): s for s in gm["summary"]}
+    for lr in gm["lrs"]:
+        assert summ[("adam", lr, None)]["best_f_mean"] == pytest.approx(-2.0, abs=1e-6)
+        assert summ[("adam", lr, None)]["escaped_fraction"] == 0.0
+        for g in gm["gammas"]:
+            assert summ[("robust", lr, g)]["escaped_fraction"] >= \
+                summ[("original", lr, g)]["escaped_fraction"]
+    run = load_json(by["hill-run.json"])
+    for name in ("original", "robust"):
+        d = run[name]
+        assert len(d["x"]) == len(d["f"]) == len(d["sigma"]) == len(d["event"]) == run["K"] + 1
+        assert set(d["sigma"]) <= {1.0, -1.0} and set(d["event"]) <= {0, 1, 2, 3, 4}
+        assert all(f == pytest.approx(sextic(x), rel=1e-12, abs=1e-14)
+                   for x, f in zip(d["x"], d["f"]))
+        best = [b if b is not None else math.inf for b in d["best_f"]]
+        assert all(a >= b for a, b in zip(best, best[1:]))
+    rb = run["robust"]                       # the robust variant records every loss
+    assert all(b == min(rb["f"][:k]) for k, b in enumerate(rb["best_f"]) if k)
+    text = open(by["hill-results.md"]).read()
+    assert "Claim robust >= original >= Adam" in text and "| method | lr | gamma |" in text
+    return sx
+
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
         "heredia2024-mse": data_heredia2024_mse,
-        "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump}
+        "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump,
+        "polyak": data_polyak, "hill": data_hill}
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -507,3 +598,15 @@ def test_heredia2024_mse_doublewell_quick_both(name, tmp_path):
     assert doc["quick"] and doc["skipped_paper2024"] and doc["lanes"]
     # the lanes at alpha 0.01 are the ones skipped by the paper2024 re-run
     assert {s["alpha"] for s in doc["skipped_paper2024"]} == {0.01}
+
+
+def test_scheme_both_runs_exact_only_figures_under_exact():
+    # `make figs` runs --scheme both: a figure without the paper scheme runs under exact, and a
+    # single scheme a figure lacks is still an error
+    exact_only = [m for m in MODS.values() if getattr(m, "SCHEMES", None) == ("exact",)]
+    assert exact_only
+    for mod in exact_only:
+        kw = build.make_kwargs(mod, scheme="both")
+        assert kw.get("scheme", "exact") == "exact"
+        with pytest.raises(ConfigError, match="paper scheme not available"):
+            build.make_kwargs(mod, scheme="paper")

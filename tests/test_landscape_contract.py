@@ -60,6 +60,7 @@ SHARED = [
     ("shifted", lambda: L.Shifted(), 3),
     ("doublewell", lambda: L.DoubleWell(), 2),
     ("sextic", lambda: L.Sextic(), 2),
+    ("cubic", lambda: L.parse("cubic"), 2),
     ("linreg", lambda: L.LinReg(), 2),
     ("mlp", lambda: L.TinyMLP(width=2, n_points=8), 7),
     ("mse2024", lambda: L.parse("mse2024(n_points=50)"), 1),

@@ -207,7 +207,7 @@ def test_data_is_reproducible():
 
 def test_registry_and_available():
     names = {"rosenbrock1d", "rosenbrock", "quadratic", "shifted", "doublewell", "sextic", "linreg", "mlp",
-             "mse2024"}
+             "mse2024", "cubic"}
     assert set(L.REGISTRY) == names
     listed = L.available()
     assert [n for n, _ in listed] == sorted(names)
@@ -238,7 +238,7 @@ def test_parse_canonical(spec, expected):
 
 
 @pytest.mark.parametrize("spec, fragment", [
-    ("rosenbrok", "unknown landscape 'rosenbrok'; choose from: doublewell, linreg"),
+    ("rosenbrok", "unknown landscape 'rosenbrok'; choose from: cubic, doublewell, linreg"),
     ("rosenbrock1d(c=)", "malformed landscape spec"),
     ("rosenbrock1d(c=4", "malformed landscape spec"),
     ("rosenbrock1d(4)", "key=value"),

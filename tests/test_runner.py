@@ -81,7 +81,7 @@ def test_scheme_gates_come_from_the_descriptors():
 def test_runspec_and_numerics_reject_bad_input():
     with pytest.raises(ConfigError, match="unknown option"):
         experiment.RunSpec(landscape=C4, models=["adam"], theta0=[[0.0]], alpha=[0.1], steps=1,
-                           gamma=[1.0])
+                           not_a_parameter=[1.0])
     for bad in (dict(integrator="rk4"), dict(scheme="euler"), dict(rtol=-1.0), dict(dtype="int8")):
         with pytest.raises(ConfigError):
             Numerics(**bad).validate()

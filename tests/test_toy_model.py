@@ -1,10 +1,10 @@
 """A new model is one definition plus one registry line: a toy optimizer and its flow defined in this
 file only, then run through ``adamflow run`` (library and CLI) and the refinement study.
 
-Toy method: "scaled gradient descent" theta_k = theta_{k-1} - alpha gamma g_k, with a hyper-parameter
-``gamma`` that no built-in model has; its continuous model is the gradient flow theta' = -gamma g.
-On f = a (x - c)^2 both are closed-form: x_k - c = (1 - 2 a gamma alpha)^k (x0 - c) and
-x(t) - c = exp(-2 a gamma t) (x0 - c), so the E_T of the refinement study is known exactly.
+Toy method: "scaled gradient descent" theta_k = theta_{k-1} - alpha kappa g_k, with a hyper-parameter
+``kappa`` that no built-in model has; its continuous model is the gradient flow theta' = -kappa g.
+On f = a (x - c)^2 both are closed-form: x_k - c = (1 - 2 a kappa alpha)^k (x0 - c) and
+x(t) - c = exp(-2 a kappa t) (x0 - c), so the E_T of the refinement study is known exactly.
 """
 from __future__ import annotations
 
@@ -24,17 +24,17 @@ from flows.semilinear import SemilinearFlow
 from runner import experiment, registry
 
 # --------------------------------------------------------------------------- the whole new model
-GAMMA = HyperParam("gamma", 1.0, check_nonneg, "gradient scale of the toy method")
+KAPPA = HyperParam("kappa", 1.0, check_nonneg, "gradient scale of the toy method")
 
 
 class ScaledGD(DiscreteOptimizer):
     name = "toy-gd"
-    description = "toy: theta <- theta - alpha gamma g"
-    hyper = (ALPHA, GAMMA)
+    description = "toy: theta <- theta - alpha kappa g"
+    hyper = (ALPHA, KAPPA)
 
     def _prepare_hyper(self, h64, dtype):
         h = super()._prepare_hyper(h64, dtype)
-        h["step"] = col(h64["alpha"] * h64["gamma"], dtype)
+        h["step"] = col(h64["alpha"] * h64["kappa"], dtype)
         return h
 
     def step(self, state, k, grad, value=None, oracle=None):
@@ -46,15 +46,15 @@ class ScaledGD(DiscreteOptimizer):
 
 class ScaledGradientFlow(SemilinearFlow):
     name = "toy-gd-flow"
-    description = "toy: theta' = -gamma g"
+    description = "toy: theta' = -kappa g"
     method = "toy-gd"
-    hyper = (ALPHA, GAMMA)
+    hyper = (ALPHA, KAPPA)
     components = ("theta",)
 
-    def __init__(self, landscape, *, alpha, gamma=1.0, n_lanes, dtype=torch.float64, device="cpu"):
+    def __init__(self, landscape, *, alpha, kappa=1.0, n_lanes, dtype=torch.float64, device="cpu"):
         super().__init__()
         self.landscape = landscape
-        self.gamma = torch.as_tensor(gamma, dtype=dtype, device=device).expand(n_lanes).clone()
+        self.kappa = torch.as_tensor(kappa, dtype=dtype, device=device).expand(n_lanes).clone()
         self._B = n_lanes
 
     @property
@@ -62,10 +62,10 @@ class ScaledGradientFlow(SemilinearFlow):
         return self._B
 
     def linear_operator(self):
-        return self.gamma.new_zeros(self._B, 1, 1)
+        return self.kappa.new_zeros(self._B, 1, 1)
 
     def nonlinear(self, t, y):
-        return -self.gamma[:, None, None] * self.landscape.grad(y[..., 0])[..., None]
+        return -self.kappa[:, None, None] * self.landscape.grad(y[..., 0])[..., None]
 
     def initial_state(self, theta0):
         return theta0[..., None].clone()
@@ -88,18 +88,18 @@ def test_descriptor_pairs_the_method():
     m = registry.methods()["toy-gd"]
     assert m.discrete.name == "toy-gd" and [f.name for f in m.flows] == ["toy-gd-flow"]
     assert registry.get_model("toy-gd-flow").schemes == ("exact",)
-    assert "gamma" in registry.hyper_params()
-    assert ScaledGD.hyperparameters == {"alpha": None, "gamma": 1.0}
+    assert "kappa" in registry.hyper_params()
+    assert ScaledGD.hyperparameters == {"alpha": None, "kappa": 1.0}
 
 
 def test_run_library_matches_closed_form():
     alpha, K = 0.01, 200
     spec = experiment.RunSpec(landscape=LAND, models=["toy-gd", "toy-gd-flow"], theta0=[[X0]],
-                              alpha=[alpha], gamma=[0.5, 2.0], steps=K, every=50)
+                              alpha=[alpha], kappa=[0.5, 2.0], steps=K, every=50)
     (di, d), (fi, fl) = experiment.run(spec)
     assert di.kind == "discrete" and fi.kind == "flow"
     for b, g in enumerate([0.5, 2.0]):
-        assert d.params["gamma"][b] == g and fl.params["gamma"][b] == g
+        assert d.params["kappa"][b] == g and fl.params["kappa"][b] == g
         ks = torch.tensor([0, 50, 100, 150, 200], dtype=torch.float64)
         disc = C + (1 - 2 * A * g * alpha) ** ks * (X0 - C)
         flow = C + torch.exp(-2 * A * g * ks * alpha) * (X0 - C)
@@ -111,18 +111,18 @@ def test_run_library_matches_closed_form():
 def test_cli_generates_the_new_option(tmp_path, capsys):
     out = tmp_path / "toy.json"
     rc = cli_main(["run", "--landscape", LAND, "--model", "toy-gd", "toy-gd-flow", "--theta0", "3",
-                   "--alpha", "0.01", "--gamma", "2", "--steps", "100", "--json", str(out)])
+                   "--alpha", "0.01", "--kappa", "2", "--steps", "100", "--json", str(out)])
     assert rc == 0
     lanes = json.loads(out.read_text())["lanes"]
     assert [ln["model"] for ln in lanes] == ["toy-gd", "toy-gd-flow"]
     for ln in lanes:
-        assert ln["gamma"] == 2.0 and ln["status"] == "ok" and len(ln["t"]) == 101
+        assert ln["kappa"] == 2.0 and ln["status"] == "ok" and len(ln["t"]) == 101
     want = C + math.exp(-2 * A * 2.0 * 1.0) * (X0 - C)
     assert lanes[1]["final_theta"][0] == pytest.approx(want, abs=1e-9)
     rc = cli_main(["run", "--landscape", LAND, "--model", "toy-gd", "--theta0", "3",
-                   "--alpha", "0.01", "--gamma", "-1", "--steps", "5"])
+                   "--alpha", "0.01", "--kappa", "-1", "--steps", "5"])
     assert rc == 2
-    assert "gamma must be a finite number >= 0" in capsys.readouterr().err
+    assert "kappa must be a finite number >= 0" in capsys.readouterr().err
 
 
 def test_refine_with_the_new_pair_matches_closed_form():
@@ -143,7 +143,7 @@ def test_refine_with_the_new_pair_matches_closed_form():
 def test_register_refuses_inconsistent_declarations():
     class Clash(ScaledGD):
         name = "toy-clash"
-        hyper = (ALPHA, HyperParam("gamma", 1.0, None, "other meaning"))
+        hyper = (ALPHA, HyperParam("kappa", 1.0, None, "other meaning"))
 
     with pytest.raises(ValueError, match="declared differently"):
         registry.register(Clash)
