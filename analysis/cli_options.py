@@ -14,7 +14,7 @@ import landscapes
 from core.errors import ConfigError
 from core.hyper import check_alpha, check_beta, check_eps, check_finite
 from runner.experiment import Numerics
-from runner.options import numerics_from_args
+from runner.options import code_parser, numerics_from_args
 from runner.options import parse_float as _float
 from runner.options import parse_vector as _vector
 from runner.registry import get_model, hyper_params, registry
@@ -56,7 +56,8 @@ def add_model_options(p: argparse.ArgumentParser, *, exclude: tuple[str, ...] = 
             continue
         hp = hyper_params()[name]
         users = [info.name for info in reg.values() if any(q.name == name for q in info.hyper)]
-        p.add_argument(hp.flag, type=_float, default=None, dest=name,
+        p.add_argument(hp.flag, type=code_parser(hp.choices) if hp.choices else _float, default=None,
+                       dest=name,
                        help=f"{hp.help} (one value for the whole study; {', '.join(users)})")
 
 

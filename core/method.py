@@ -52,6 +52,7 @@ class HyperParam:
         flag: CLI option (default ``--<name>``).
         reported: the JSON lanes of ``adamflow run`` always carry this field (``null`` for models
             without it), so that lanes of different models line up in one table.
+        choices: names of a categorical parameter's codes 0, 1, ... (the CLI accepts either).
         fallback: in a study that sets only Adam's (alpha, beta1, beta2, eps, u0), the one whose
             value this parameter takes (RMSProp's ``beta`` takes ``beta2``, heavy-ball
             ``momentum`` takes ``beta1``); empty: the parameter's own default.
@@ -64,6 +65,9 @@ class HyperParam:
     flag: str = ""
     reported: bool = False
     fallback: str = ""
+    #: names of the codes 0, 1, ... of a categorical parameter (a sign rule, a scope, a variant):
+    #: the CLI takes a name or its code, lanes carry the code
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

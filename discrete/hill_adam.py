@@ -131,7 +131,7 @@ def check_variant(x: LaneValue, name: str = "variant") -> None:
 
 VARIANT = HyperParam("variant", 0.0, check_variant,
                      "Hill-ADAM rules: 0 original (the authors' code), 1 robust (relative plateau "
-                     "test, crest-crossing ascent, gamma relative to the best loss)")
+                     "test, crest-crossing ascent, gamma relative to the best loss)", choices=VARIANTS)
 
 
 # ----------------------------------------------------------------------------- decision logic

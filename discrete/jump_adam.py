@@ -115,7 +115,7 @@ MOTION_FLOOR = HyperParam("motion_floor", MOTION_FLOOR_DEFAULT, check_nonneg,
                           "secant measured only where |theta_{k-1} - theta_{k-2}| > motion_floor")
 SIGN_RULE = HyperParam("sign_rule", 0.0, check_sign_rule,
                        "jump gate sign rule: 0 adam (jump agrees with the Adam step), "
-                       "1 gradient (sign g_k = sign g_{k-1}), 2 both")
+                       "1 gradient (sign g_k = sign g_{k-1}), 2 both", choices=SIGN_RULES)
 
 
 # ----------------------------------------------------------------------------- per-element math

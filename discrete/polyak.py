@@ -117,7 +117,7 @@ def check_scope(x: LaneValue, name: str = "scope") -> None:
 
 SCOPE = HyperParam("scope", 0.0, check_scope,
                    "Polyak scope: 0 global (one scalar), 1 per tensor, 2 per layer, 3 per element "
-                   "(tensors and layers: the landscape's partition)")
+                   "(tensors and layers: the landscape's partition)", choices=SCOPES)
 POLYAK_EPS = HyperParam("polyak_eps", 0.0, check_nonneg,
                         "Polyak flat guard: no step in a block with ||g_B||^2 <= polyak_eps "
                         "(absolute, units g^2)")

@@ -31,6 +31,21 @@ def parse_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text.strip()!r}") from None
 
 
+def code_parser(choices: tuple[str, ...]):
+    """argparse type of a categorical parameter: a name of ``choices`` or its code (a number)."""
+    def parse(text: str) -> float:
+        name = text.strip()
+        if name in choices:
+            return float(choices.index(name))
+        try:
+            return float(name)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected one of {', '.join(choices)} or a code 0..{len(choices) - 1}, "
+                f"got {name!r}") from None
+    return parse
+
+
 def parse_int(text: str) -> int:
     try:
         return int(text.strip())
@@ -64,7 +79,8 @@ def add_hyper_options(p: argparse.ArgumentParser, *, exclude: tuple[str, ...] = 
                        for info in reg.values())
         users = [info.name for info in reg.values() if any(q.name == name for q in info.hyper)]
         default = "" if hp.default is None else f"; default {hp.default:g}"
-        p.add_argument(hp.flag, nargs="+", type=parse_float, required=required, dest=name,
+        p.add_argument(hp.flag, nargs="+", type=code_parser(hp.choices) if hp.choices else parse_float,
+                       required=required, dest=name,
                        help=f"{hp.help}{default} ({', '.join(users)})"
                        if len(users) < len(reg) else f"{hp.help}{default}")
 

@@ -246,3 +246,20 @@ def test_listing_commands(capsys):
     assert code == 0
     for name in ("rosenbrock1d", "rosenbrock", "quadratic", "shifted", "doublewell", "sextic"):
         assert name in out
+
+
+def test_categorical_options_take_names_or_codes(capsys):
+    # a categorical hyper-parameter (HyperParam.choices) takes its name or its code on the CLI
+    for args, key, code in ((["--model", "polyak", "--scope", "element"], "scope", 3.0),
+                            (["--model", "jumpadam", "--sign-rule", "gradient"], "sign_rule", 1.0),
+                            (["--model", "hilladam", "--variant", "robust"], "variant", 1.0),
+                            (["--model", "hilladam", "--variant", "1"], "variant", 1.0)):
+        rc = main(["run", "--landscape", "sextic", "--theta0", "1", "--alpha", "0.01",
+                       "--steps", "5", "--json", "-", *args])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert json.loads(out)["lanes"][0][key] == code
+    rc = main(["run", "--landscape", "sextic", "--theta0", "1", "--alpha", "0.01", "--steps", "5",
+                   "--model", "polyak", "--scope", "nope"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "global, tensor, layer, element" in err[0]
