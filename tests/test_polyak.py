@@ -495,7 +495,7 @@ def test_cli_run_and_bad_input(capsys):
     assert d["scope"] == 3.0 and d["f_target"] == 0.0 and d["polyak_eps"] == 0.0
     assert [row[0] for row in d["theta"]] == [3 - 3 / 2 ** n for n in range(9)]
     assert fl["final_f"] == pytest.approx(9 * math.exp(-8), rel=1e-8)
-    for bad in (["--scope", "7"], ["--scope", "element"], ["--polyak-eps", "-1"],
+    for bad in (["--scope", "7"], ["--scope", "elementwise"], ["--polyak-eps", "-1"],
                 ["--f-target", "inf"]):
         code = main(["run", "--model", "polyak", "--landscape", "quadratic(center=[3])", "--theta0",
                      "0", "--alpha", "1", "--steps", "3", *bad])
