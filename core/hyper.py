@@ -64,6 +64,33 @@ def check_level(x: LaneValue, name: str) -> None:
             raise ConfigError(f"{name} must be a number (or +-inf), got {e!r}")
 
 
+def choice_code(value, choices: tuple[str, ...], name: str) -> int:
+    """The code of a categorical value: a name of ``choices`` -> its index, a code 0..len-1 passes
+    through; ConfigError otherwise (a sign rule, a scope, a variant)."""
+    if isinstance(value, str):
+        if value in choices:
+            return choices.index(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and float(value) in [float(i) for i in range(len(choices))]:
+        return int(value)
+    codes = ", ".join(str(i) for i in range(len(choices)))
+    raise ConfigError(f"{name} must be one of {', '.join(choices)} (or their codes {codes}), "
+                      f"got {value!r}")
+
+
+def check_choices(x, choices: tuple[str, ...], name: str) -> None:
+    """ConfigError unless every value (scalar, name, sequence or tensor) is a name or code of
+    ``choices``."""
+    if isinstance(x, torch.Tensor):
+        vals = x.detach().reshape(-1).cpu().tolist()
+    elif isinstance(x, (str, int, float)):
+        vals = [x]
+    else:
+        vals = list(x)
+    for v in vals:
+        choice_code(v, choices, name)
+
+
 def check_finite(x: LaneValue, name: str) -> None:
     for e in _as_list(x):
         if not math.isfinite(e):

@@ -90,7 +90,14 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from core.hyper import LaneValue, check_alpha, check_beta, check_eps
+from core.hyper import (
+    LaneValue,
+    check_alpha,
+    check_beta,
+    check_choices,
+    check_eps,
+    choice_code,
+)
 from core.method import ALPHA, BETA1, BETA2, DELTA, EPS, GAMMA, GAMMA_LOW, HyperParam
 
 from .base import DiscreteOptimizer, col, lane_pow
@@ -107,26 +114,12 @@ F64 = torch.float64
 
 def variant_code(variant: str | float, name: str = "variant") -> int:
     """The code of a variant: "original" -> 0, "robust" -> 1 (the codes pass through)."""
-    if isinstance(variant, str):
-        if variant in VARIANTS:
-            return VARIANTS.index(variant)
-    elif isinstance(variant, (int, float)) and not isinstance(variant, bool) \
-            and math.isfinite(variant) and float(variant) in (0.0, 1.0):
-        return int(variant)
-    raise ConfigError(f"{name} must be one of {', '.join(VARIANTS)} (or their codes 0, 1), "
-                      f"got {variant!r}")
+    return choice_code(variant, VARIANTS, name)
 
 
 def check_variant(x: LaneValue, name: str = "variant") -> None:
     """ConfigError unless every value is a variant name or its code 0, 1."""
-    if isinstance(x, torch.Tensor):
-        vals = x.detach().reshape(-1).cpu().tolist()
-    elif isinstance(x, (str, int, float)):
-        vals = [x]
-    else:
-        vals = list(x)
-    for v in vals:
-        variant_code(v, name)
+    check_choices(x, VARIANTS, name)
 
 
 VARIANT = HyperParam("variant", 0.0, check_variant,

@@ -43,12 +43,9 @@ both call it.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from core.errors import ConfigError
-from core.hyper import LaneValue, check_nonneg
+from core.hyper import LaneValue, check_choices, check_nonneg, choice_code
 from core.method import (
     ALPHA,
     BETA1,
@@ -83,26 +80,12 @@ SIGN_RULES = ("adam", "gradient", "both")
 
 def check_sign_rule(x: LaneValue, name: str = "sign_rule") -> None:
     """ConfigError unless every value is a sign-rule name or its code 0, 1, 2."""
-    if isinstance(x, torch.Tensor):
-        vals = x.detach().reshape(-1).cpu().tolist()
-    elif isinstance(x, (str, int, float)):
-        vals = [x]
-    else:
-        vals = list(x)
-    for v in vals:
-        sign_rule_code(v, name)
+    check_choices(x, SIGN_RULES, name)
 
 
 def sign_rule_code(rule: str | float, name: str = "sign_rule") -> int:
     """The code of a sign rule: "adam" -> 0, "gradient" -> 1, "both" -> 2 (codes pass through)."""
-    if isinstance(rule, str):
-        if rule in SIGN_RULES:
-            return SIGN_RULES.index(rule)
-    elif isinstance(rule, (int, float)) and not isinstance(rule, bool) and math.isfinite(rule) \
-            and float(rule) in (0.0, 1.0, 2.0):
-        return int(rule)
-    raise ConfigError(f"{name} must be one of {', '.join(SIGN_RULES)} "
-                      f"(or their codes 0, 1, 2), got {rule!r}")
+    return choice_code(rule, SIGN_RULES, name)
 
 
 def sign_rule_flags(code: int | torch.Tensor) -> tuple[Flag, Flag]:

@@ -71,13 +71,19 @@ alpha = lr (the torch class defaults lr = 1); the limit lr -> 0 at fixed t is ``
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from core.errors import ConfigError
-from core.hyper import LaneValue, check_alpha, check_finite, check_nonneg
+from core.hyper import (
+    LaneValue,
+    check_alpha,
+    check_choices,
+    check_finite,
+    check_nonneg,
+    choice_code,
+)
 from core.method import ALPHA, F_TARGET, HyperParam
 
 from .base import DiscreteOptimizer, col
@@ -93,26 +99,12 @@ Partition = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 def scope_code(scope: str | float, name: str = "scope") -> int:
     """The code of a scope: "global" -> 0, "tensor" -> 1, "layer" -> 2, "element" -> 3 (codes pass
     through); ConfigError otherwise."""
-    if isinstance(scope, str):
-        if scope in SCOPES:
-            return SCOPES.index(scope)
-    elif isinstance(scope, (int, float)) and not isinstance(scope, bool) and math.isfinite(scope) \
-            and float(scope) in (0.0, 1.0, 2.0, 3.0):
-        return int(scope)
-    raise ConfigError(f"{name} must be one of {', '.join(SCOPES)} (or their codes 0, 1, 2, 3), "
-                      f"got {scope!r}")
+    return choice_code(scope, SCOPES, name)
 
 
 def check_scope(x: LaneValue, name: str = "scope") -> None:
     """ConfigError unless every value is a scope name or its code."""
-    if isinstance(x, torch.Tensor):
-        vals = x.detach().reshape(-1).cpu().tolist()
-    elif isinstance(x, (str, int, float)):
-        vals = [x]
-    else:
-        vals = list(x)
-    for v in vals:
-        scope_code(v, name)
+    check_choices(x, SCOPES, name)
 
 
 SCOPE = HyperParam("scope", 0.0, check_scope,
