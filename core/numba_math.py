@@ -31,5 +31,20 @@ def expm1(x):
 
 
 @njit(cache=True, inline="always")
+def log1p(x):
+    return math.log1p(x)
+
+
+@njit(cache=True, inline="always")
+def abs(x):                                # noqa: A001 - the namespace's name for |x|
+    return math.fabs(x)
+
+
+@njit(cache=True, inline="always")
+def where(c, a, b):
+    return a if c else b
+
+
+@njit(cache=True, inline="always")
 def pos(x):
     return 0.0 if x < 0.0 else x          # NaN stays NaN, as torch.clamp

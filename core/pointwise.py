@@ -1,7 +1,8 @@
 """Pointwise math written once for two engines: torch tensors and compiled (numba) scalars.
 
 A model's scalar formulas (the Adam direction, a landscape's phi') are written as closures over a
-math namespace ``xp`` that provides ``sqrt``, ``exp``, ``log``, ``expm1`` and ``pos`` (max(x, 0)).
+math namespace ``xp`` that provides ``sqrt``, ``exp``, ``log``, ``expm1``,
+``log1p``, ``abs``, ``where(c, a, b)`` (a select) and ``pos`` (max(x, 0)).
 Arithmetic operators work on both tensors and floats, so the same source serves
 
 * the reference torch engine: ``xp = TORCH`` (elementwise on broadcast tensors), and
@@ -29,6 +30,9 @@ class TORCH:
     exp = staticmethod(torch.exp)
     log = staticmethod(torch.log)
     expm1 = staticmethod(torch.expm1)
+    log1p = staticmethod(torch.log1p)
+    abs = staticmethod(torch.abs)
+    where = staticmethod(torch.where)
 
     @staticmethod
     def pos(x: torch.Tensor) -> torch.Tensor:

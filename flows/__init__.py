@@ -6,6 +6,8 @@
 * :mod:`flows.newton`     — Newton limit flows of the secant jump (full and diagonal, SPEC §3.4).
 * :mod:`flows.jump_flow`  — the gated jump flow: adam-flow1 switching to the clamped secant velocity,
   gate switches located by events (SPEC §3.4).
+* :mod:`flows.modified`   — modified-equation flows of GD, heavy ball and Adam with their predicted
+  error slopes (SPEC §3.5).
 * :mod:`flows.simulate`   — run a flow over lanes into a Trajectory.
 """
 from __future__ import annotations
@@ -14,13 +16,14 @@ from core.errors import ConfigError
 from flows.adam import AdaGradFlow, AdamFlow1, AdamFlow2, RMSPropFlow
 from flows.hill_flow import HillFlow
 from flows.jump_flow import JumpFlow
+from flows.modified import MODIFIED_FLOWS
 from flows.newton import DiagNewtonFlow, NewtonFlow
 from flows.polyak_flow import PolyakFlow
 
 #: the built-in flows, in listing order: adding a flow is one module plus one entry here
 #: (:mod:`runner.registry` pairs each with the discrete optimizer named by its ``method``)
 FLOWS: tuple[type, ...] = (AdamFlow1, AdamFlow2, RMSPropFlow, AdaGradFlow, NewtonFlow, DiagNewtonFlow,
-                           JumpFlow, PolyakFlow, HillFlow)
+                           JumpFlow, PolyakFlow, HillFlow, *MODIFIED_FLOWS)
 
 
 def registry() -> dict:

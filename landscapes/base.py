@@ -96,6 +96,26 @@ class Landscape(abc.ABC):
         """(B, n) -> (B, n): the diagonal of the Hessian (default: from :meth:`hessian`)."""
         return torch.diagonal(self.hessian(theta), dim1=-2, dim2=-1)
 
+    def third_contraction(self, theta: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+        """T[v, v] (B, n): the third derivative of f contracted twice with ``vec``,
+        T[v, v]_i = sum_jk d^3 f/dtheta_i dtheta_j dtheta_k v_j v_k = grad_theta (v^T H(theta) v)
+        at fixed v. Default: automatic differentiation of ``grad`` (double backward), kept
+        differentiable in theta (callers may differentiate it once more); zeros where ``grad`` is
+        not twice differentiable by autograd (a quadratic: T = 0). :class:`Separable` landscapes
+        give it in closed form, phi3(theta_i) v_i^2."""
+        with torch.enable_grad():
+            x = theta if theta.requires_grad else theta.detach().requires_grad_(True)
+            v = vec.detach()
+            g = self.grad(x)
+            if not g.requires_grad:
+                return torch.zeros_like(theta)
+            (hv,) = torch.autograd.grad(g, x, grad_outputs=v, create_graph=True, allow_unused=True)
+            if hv is None or not hv.requires_grad:
+                return torch.zeros_like(theta)
+            (t,) = torch.autograd.grad((hv * v).sum(), x, create_graph=theta.requires_grad,
+                                       allow_unused=True)
+        return torch.zeros_like(theta) if t is None else t
+
     # -- description -------------------------------------------------------------------------
 
     def params(self) -> dict[str, object]:
@@ -294,6 +314,30 @@ class Separable(Landscape):
         if not isinstance(h, torch.Tensor):
             return torch.full_like(x, float(h))
         return h if h.shape == x.shape else h.expand(x.shape).contiguous()
+
+    #: phi3(x, p) = phi'''(x), same ``p``; optional: where it is None, :meth:`d3phi`
+    #: differentiates :meth:`d2phi` by autograd (the modified-equation flows read it)
+    d3phi_point = None
+
+    def d3phi(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise phi'''(x): ``d3phi_point`` where the landscape writes it, else autograd of
+        :meth:`d2phi` (kept differentiable in x when x requires grad)."""
+        if self.d3phi_point is not None:
+            t = self.d3phi_point(x, self._point_params(x))
+            if not isinstance(t, torch.Tensor):
+                return torch.full_like(x, float(t))
+            return t if t.shape == x.shape else t.expand(x.shape).contiguous()
+        with torch.enable_grad():
+            xx = x if x.requires_grad else x.detach().requires_grad_(True)
+            h = self.d2phi(xx)
+            if not h.requires_grad:
+                return torch.zeros_like(x)
+            (t,) = torch.autograd.grad(h.sum(), xx, create_graph=x.requires_grad, allow_unused=True)
+        return torch.zeros_like(x) if t is None else t
+
+    def third_contraction(self, theta: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+        """T[v, v] = phi'''(theta_i) v_i^2 per coordinate (the third derivative is diagonal)."""
+        return self.d3phi(theta) * vec * vec
 
     def value(self, theta: torch.Tensor) -> torch.Tensor:
         return self.phi(theta).sum(dim=-1)

@@ -31,6 +31,10 @@ class Cubic(Separable):
     def d2phi_point(x, p):
         return 6 * x
 
+    @staticmethod
+    def d3phi_point(x, p):
+        return 6.0
+
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Per coordinate: the hill x = -1 (f = 2) and the local minimum x = 1 (f = -2)."""
         return [CriticalPoint(-1.0, "max", 2.0), CriticalPoint(1.0, "min", -2.0)]

@@ -90,6 +90,11 @@ class Rosenbrock1D(Separable):
         c = p[0]
         return 2 + 4 * c * (3 * x * x - 1)
 
+    @staticmethod
+    def d3phi_point(x, p):
+        c = p[0]
+        return 24 * c * x
+
     def _c_list(self) -> list[float]:
         return self.c.tolist() if isinstance(self.c, torch.Tensor) else [self.c]
 

@@ -135,6 +135,10 @@ class Shifted(Separable):
     def d2phi_point(x, p):
         return 2.0
 
+    @staticmethod
+    def d3phi_point(x, p):
+        return 0.0
+
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Per coordinate: the minimum x = center (of lane ``lane``), f = 0."""
         return [CriticalPoint(float(self._lane_value("center", lane)), "min", 0.0)]
@@ -158,6 +162,10 @@ class DoubleWell(Separable):
     @staticmethod
     def d2phi_point(x, p):
         return 3 * x * x - 1
+
+    @staticmethod
+    def d3phi_point(x, p):
+        return 6 * x
 
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Per coordinate: minima x = -1, 1 (f = 0) and the maximum x = 0 (f = 1/4)."""
@@ -231,6 +239,11 @@ class Sextic(Separable):
     def d2phi_point(x, p):
         x2 = x * x
         return 30 * x2 * x2 + 20 * x2 * x + 18 * x + 8
+
+    @staticmethod
+    def d3phi_point(x, p):
+        x2 = x * x
+        return 120 * x2 * x + 60 * x2 + 18
 
     def critical_points(self, lane: int = 0) -> list[CriticalPoint]:
         """Per coordinate (no parameters: the same for every lane)."""
