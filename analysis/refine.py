@@ -223,7 +223,7 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
         progress: show a tqdm bar on stderr.
 
     Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status}], "slopes": [{model, u0,
-    p_T, p_f, p_sup, ci_T}], ...}`` (u0 None for models without it; non-finite errors None).
+    p_T, p_f, p_sup, ci_T, ci_f, ci_sup}], ...}`` (u0 None for models without it; non-finite errors None).
     """
 
     if protocol not in PROTOCOLS:
@@ -359,7 +359,8 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
 def fit_slopes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, u0): slopes of log E_T, log E_f, log E_sup against log alpha, CI for p_T."""
 
-    return fit_groups(rows, {"p_T": "E_T", "p_f": "E_f", "p_sup": "E_sup"}, ci=("ci_T", "E_T"))
+    return fit_groups(rows, {"p_T": "E_T", "p_f": "E_f", "p_sup": "E_sup"}, ci=("ci_T", "E_T"),
+                      more_ci={"ci_f": "E_f", "ci_sup": "E_sup"})
 
 
 def _label(model: str, u0) -> str:
@@ -437,19 +438,19 @@ class RefineStudy(Study):
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"{'model':<13} {'u0':>5} {'alpha':>9} {'T':>8} {'K':>6} {'E_T':>11} {'E_f':>11} "
+    print(f"{'model':<22} {'u0':>5} {'alpha':>9} {'T':>8} {'K':>6} {'E_T':>11} {'E_f':>11} "
           f"{'E_sup':>11}")
     fmt = lambda x: "-" if x is None else f"{x:.4e}"  # noqa: E731
     for r in result["rows"]:
         u = "-" if r["u0"] is None else f"{r['u0']:g}"
-        print(f"{r['model']:<13} {u:>5} {r['alpha']:>9g} {r['T']:>8.4g} {r['K']:>6d} "
+        print(f"{r['model']:<22} {u:>5} {r['alpha']:>9g} {r['T']:>8.4g} {r['K']:>6d} "
               f"{fmt(r['E_T']):>11} {fmt(r['E_f']):>11} {fmt(r['E_sup']):>11}")
     print("slopes:")
+    p = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+    ci = lambda c: "-" if c is None else f"[{c[0]:.3f}, {c[1]:.3f}]"  # noqa: E731
     for s in result["slopes"]:
-        ci = "-" if s["ci_T"] is None else f"[{s['ci_T'][0]:.3f}, {s['ci_T'][1]:.3f}]"
-        p = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        print(f"  {_label(s['model'], s['u0']):<22} p_T={p(s['p_T'])} CI {ci}  "
-              f"p_f={p(s['p_f'])}  p_sup={p(s['p_sup'])}")
+        print(f"  {_label(s['model'], s['u0']):<22} p_T={p(s['p_T'])} CI {ci(s['ci_T'])}  "
+              f"p_f={p(s['p_f'])}  p_sup={p(s['p_sup'])} CI {ci(s.get('ci_sup'))}")
 
 
 STUDY = RefineStudy()

@@ -51,11 +51,13 @@ def fit_loglog(x: Sequence[float], y: Sequence[float], level: float = 0.95) -> d
     return out
 
 
-def fit_groups(rows: list[dict], slopes: dict[str, str], ci: tuple[str, str]) -> list[dict]:
+def fit_groups(rows: list[dict], slopes: dict[str, str], ci: tuple[str, str],
+               more_ci: dict[str, str] | None = None) -> list[dict]:
     """Log-log slopes against alpha per (model, u0) group of study rows.
 
     ``slopes`` maps output key -> row metric (e.g. ``{"p_T": "E_T"}``); ``ci`` = (output key,
     metric) whose 95% confidence interval is reported; ``n`` counts the points of that fit.
+    ``more_ci`` (output key -> metric): further intervals, e.g. ``{"ci_sup": "E_sup"}``.
     """
     keys: list[tuple] = []
     for r in rows:
@@ -72,5 +74,7 @@ def fit_groups(rows: list[dict], slopes: dict[str, str], ci: tuple[str, str]) ->
         main = fit_loglog(al, [r[ci[1]] for r in sel])
         rec[ci[0]] = main["ci"]
         rec["n"] = main["n"]
+        for key, metric in (more_ci or {}).items():
+            rec[key] = fit_loglog(al, [r[metric] for r in sel])["ci"]
         out.append(rec)
     return out

@@ -195,14 +195,17 @@ def test_cli_json_schema_and_plot(tmp_path, capsys):
                           capsys)
     assert code == 0, err
     res = json.loads(out)
-    assert len(res["rows"]) == 3 * (1 + 2)
+    # the default models are the reference method's flows: Adam's nonlocal flows (adam-flow2 once
+    # per u0) and its modified-equation flows
+    assert len(res["rows"]) == 3 * (1 + 2 + 2)
     for r in res["rows"]:
         assert set(r) >= {"alpha", "model", "u0", "T", "E_T", "E_f", "E_sup"}
         assert isinstance(r["E_T"], float) and isinstance(r["E_sup"], float)
     keys = {(s["model"], s["u0"]) for s in res["slopes"]}
-    assert keys == {("adam-flow1", None), ("adam-flow2", 0.0), ("adam-flow2", 2.0)}
+    assert keys == {("adam-flow1", None), ("adam-flow2", 0.0), ("adam-flow2", 2.0),
+                    ("adam-sign-flow", None), ("adam-modified-flow", None)}
     for s in res["slopes"]:
-        assert set(s) >= {"model", "u0", "p_T", "p_f", "p_sup", "ci_T"}
+        assert set(s) >= {"model", "u0", "p_T", "p_f", "p_sup", "ci_T", "ci_sup"}
         assert len(s["ci_T"]) == 2
     check_png(png)
 
