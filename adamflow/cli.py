@@ -144,19 +144,22 @@ def cmd_run(args) -> int:
         header, rows = experiment.csv_rows(records, results)
         write_csv(header, rows, args.csv)
     if not args.json and not args.csv:
+        width = max([13] + [len(rec["model"]) for rec in records])
         for rec in records:
             extra = f" u0={rec['u0']}" if rec.get("u0") is not None else ""
-            print(f"{rec['model']:<13} alpha={rec['alpha']:<8g}{extra} status={rec['status']:<8} "
+            print(f"{rec['model']:<{width}} alpha={rec['alpha']:<8g}{extra} status={rec['status']:<8} "
                   f"final_theta={rec['final_theta']} final_f={rec['final_f']}")
     return 0
 
 
 def cmd_models(args) -> int:
-    for name, info in registry().items():
+    reg = registry()
+    width = max(len(n) for n in reg)
+    for name, info in reg.items():
         hp = ", ".join(info.hyperparameters)
         extra = f" schemes: {', '.join(info.schemes)}; models {info.method}" if info.kind == "flow" \
             and info.method else (f" schemes: {', '.join(info.schemes)}" if info.kind == "flow" else "")
-        print(f"{name:<14} {info.kind:<9} {info.description}  [{hp}]{extra}")
+        print(f"{name:<{width}} {info.kind:<9} {info.description}  [{hp}]{extra}")
     return 0
 
 

@@ -186,3 +186,60 @@ def test_refine_cli_reports_sup_slopes_with_intervals():
     slopes = {s["model"]: s for s in res["slopes"]}
     assert abs(slopes["gd-flow2"]["p_sup"] - 2) < 0.2
     assert len(slopes["gd-flow2"]["ci_sup"]) == 2
+
+
+def _scipy_reference(model, theta0, alpha, T, mu=0.5, b1=0.5, b2=0.9, eps=1e-8, c=1.5):
+    """The flow written again from the equations in numpy for rosenbrock1d(c), solved by scipy."""
+    import numpy as np
+    from scipy.integrate import solve_ivp
+
+    g = lambda x: -2 * (1 - x) + 4 * c * x * (x * x - 1)           # noqa: E731
+    h = lambda x: 2 + 4 * c * (3 * x * x - 1)                      # noqa: E731
+    t3 = lambda x: 24 * c * x                                      # noqa: E731
+    a = alpha
+
+    def vel(x):
+        G, Hh = g(x), h(x)
+        if model == "gd-flow":
+            return -G
+        if model == "gd-flow2":
+            return -G - a / 2 * Hh * G
+        if model == "gd-flow3":
+            return -G - a / 2 * Hh * G - a * a * (Hh * Hh * G / 3 + t3(x) * G * G / 12)
+        if model == "gd-principal-flow":
+            return np.log(1 - a * Hh) / (a * Hh) * G
+        if model == "heavyball-reduced-flow":
+            return -G / (1 - mu) - a * (1 + mu) / (2 * (1 - mu) ** 3) * Hh * G
+        if model == "adam-sign-flow":
+            return -G / np.sqrt(G * G + eps)
+        if model == "adam-modified-flow":
+            F0 = -G / (abs(G) + eps)
+            cc = (b1 / (1 - b1) / (abs(G) + eps) - b2 * abs(G) / ((1 - b2) * (abs(G) + eps) ** 2)
+                  + eps / (2 * (abs(G) + eps) ** 2))
+            return F0 + a * cc * Hh * F0
+        raise KeyError(model)
+
+    if model == "heavyball-flow":
+        k = 2 / (a * (1 + mu))
+        rhs = lambda t, y: [y[1], -k * (1 - mu) * y[1] - k * g(y[0])]  # noqa: E731
+        y0 = [theta0, -g(theta0) / (1 + mu)]
+    else:
+        rhs = lambda t, y: [vel(y[0])]                              # noqa: E731
+        y0 = [theta0 + (a * mu / (1 - mu) ** 2 * g(theta0) if model == "heavyball-reduced-flow"
+                        else 0.0)]
+    sol = solve_ivp(rhs, (0.0, T), y0, method="LSODA", rtol=1e-12, atol=1e-14)
+    return float(sol.y[0, -1])
+
+
+@pytest.mark.parametrize("model", ["gd-flow", "gd-flow2", "gd-flow3", "gd-principal-flow",
+                                   "heavyball-flow", "heavyball-reduced-flow", "adam-sign-flow",
+                                   "adam-modified-flow"])
+@pytest.mark.parametrize("engine", ["torch", "auto"])
+def test_flows_match_scipy_on_independently_written_equations(model, engine):
+    alpha, K = 2e-3, 100          # T = 0.2
+    hyper = {"momentum": 0.5} if "heavyball" in model else (
+        {"beta1": 0.5, "beta2": 0.9} if model == "adam-modified-flow" else {})
+    tr = _final(model, "rosenbrock1d(c=1.5)", [-1.5], alpha, K,
+                numerics=Numerics(rtol=1e-12, atol=1e-14, engine=engine), **hyper)
+    ref = _scipy_reference(model, -1.5, alpha, K * alpha)
+    assert abs(float(tr.theta[0, -1, 0]) - ref) < 1e-8 * max(1.0, abs(ref)), (model, ref)
