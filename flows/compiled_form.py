@@ -24,6 +24,21 @@ defined where every phi''(theta_i) > 0 (and phi', phi'' are finite); elsewhere t
 velocity is NaN, as on the torch engine (the integrator then ends the lane as DIVERGED). The
 compiled right-hand side (:func:`flows.fast.rhs.newton_form`) reads phi'' from the landscape's
 ``d2phi_point`` (:func:`landscapes.compiled.compiled_curvature`).
+
+The velocity flows of :mod:`flows.modified` (every modified-equation flow but the heavy-ball mass
+ODE, which is an :class:`AdamForm` with kA = 0) form a third family, :class:`ModifiedForm`: on a
+separable landscape they are, per coordinate,
+
+    theta_i' = V(g, h, t3; lane constants),
+    g = phi'(theta_i), h = phi''(theta_i), t3 = phi'''(theta_i),
+
+with V one of the formulas of :mod:`flows.modified_math` (``kind``) and the separable actions
+Hg = h g, HHg = h^2 g, T[g, g] = t3 g^2, H F0 = h F0 (the principal flow: -phi(alpha h) g). The
+compiled right-hand side (:func:`flows.fast.rhs.modified_form`) compiles those same formulas; where
+a velocity is not defined (the principal flow where alpha h >= 1, a denominator that is 0) the
+whole lane is NaN, as for the Newton form. It asks the landscape only for the derivatives the
+formula reads (:meth:`ModifiedForm.derivative_order`; phi''' from ``d3phi_point``,
+:func:`landscapes.compiled.compiled_third`).
 """
 from __future__ import annotations
 
@@ -75,3 +90,47 @@ class NewtonForm:
     def rows(self) -> torch.Tensor:
         """(B, 1) float64 CPU rows in the layout of :func:`flows.fast.rhs.newton_form`: r."""
         return self.rate.detach().to("cpu", torch.float64).reshape(-1, 1).contiguous()
+
+
+#: the velocities of :class:`ModifiedForm` (``kind``), each a formula of :mod:`flows.modified_math`
+GD_SERIES = 0           # gd_velocity truncated after alpha^(order-1): gd-flow, gd-flow2, gd-flow3
+GD_PRINCIPAL = 1        # -principal_factor(alpha h) g: gd-principal-flow
+HEAVYBALL_REDUCED = 2   # heavyball_reduced_velocity: heavyball-reduced-flow
+ADAM_SIGN = 3           # sign_velocity: adam-sign-flow
+ADAM_MODIFIED = 4       # F0 + alpha c(g) h F0 (adam_leading, adam_correction): adam-modified-flow
+
+
+@dataclass
+class ModifiedForm:
+    """Per-lane data of a velocity flow theta_i' = V(g, h, t3) of :mod:`flows.modified` (B lanes,
+    d = 1): which formula, and the lane constants it reads (None for those it does not read).
+
+    The compiled engine runs it on separable landscapes only (h, t3 from ``d2phi_point``,
+    ``d3phi_point``)."""
+
+    kind: int                               # GD_SERIES, GD_PRINCIPAL, ... (above)
+    alpha: torch.Tensor                     # (B,)
+    order: int = 1                          # GD_SERIES: the truncation order (1, 2 or 3)
+    momentum: torch.Tensor | None = None    # (B,) HEAVYBALL_REDUCED
+    eps: torch.Tensor | None = None         # (B,) ADAM_SIGN, ADAM_MODIFIED
+    beta1: torch.Tensor | None = None       # (B,) ADAM_MODIFIED
+    beta2: torch.Tensor | None = None       # (B,) ADAM_MODIFIED
+
+    def derivative_order(self) -> int:
+        """The highest derivative of phi the velocity reads: 1 (phi' only: gd-flow, the sign
+        flow), 2 (phi'') or 3 (phi''', gd-flow3). The engine asks the landscape for no more, so a
+        landscape without d3phi_point still runs every flow but gd-flow3 compiled."""
+        if self.kind == GD_SERIES:
+            return self.order
+        return 1 if self.kind == ADAM_SIGN else 2
+
+    def rows(self) -> torch.Tensor:
+        """(B, 7) float64 CPU rows in the layout of :func:`flows.fast.rhs.modified_form`:
+        kind, order, alpha, momentum, eps, beta1, beta2 (0 where None)."""
+        f = lambda x: x.detach().to("cpu", torch.float64).reshape(-1)   # noqa: E731
+        alpha = f(self.alpha)
+        const = lambda v: torch.full_like(alpha, float(v))               # noqa: E731
+        cols = [const(self.kind), const(self.order), alpha]
+        cols += [const(0.0) if x is None else f(x).expand_as(alpha)
+                 for x in (self.momentum, self.eps, self.beta1, self.beta2)]
+        return torch.stack(cols, dim=1).contiguous()

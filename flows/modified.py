@@ -94,7 +94,15 @@ import torch
 from core.hyper import lane_tensor
 from core.method import ALPHA, BETA1, BETA2, EPS, MOMENTUM, HyperParam
 from core.pointwise import TORCH
-from flows.compiled_form import AdamForm
+from flows.compiled_form import (
+    ADAM_MODIFIED,
+    ADAM_SIGN,
+    GD_PRINCIPAL,
+    GD_SERIES,
+    HEAVYBALL_REDUCED,
+    AdamForm,
+    ModifiedForm,
+)
 from flows.modified_math import make_modified_math
 from flows.semilinear import SemilinearFlow
 from landscapes.base import Landscape, Separable
@@ -194,6 +202,11 @@ class _GDSeries(_ModifiedFlow):
             Tgg = land.third_contraction(theta, g)
         return gd_velocity(self.order, self.col("alpha"), g, Hg, HHg, Tgg)
 
+    def compiled_form(self) -> ModifiedForm:
+        """The same gd_velocity per coordinate on the compiled engine
+        (:mod:`flows.compiled_form`)."""
+        return ModifiedForm(kind=GD_SERIES, alpha=self.alpha, order=self.order)
+
 
 class GDFlow(_GDSeries):
     """Gradient flow theta' = -g: GD to first order (predicted slope 1)."""
@@ -243,6 +256,11 @@ class GDPrincipalFlow(_ModifiedFlow):
         lam, V = torch.linalg.eigh(H)
         coef = principal_factor(a * lam)
         return -torch.einsum("bij,bj->bi", V, coef * torch.einsum("bji,bj->bi", V, g))
+
+    def compiled_form(self) -> ModifiedForm:
+        """-phi(alpha phi''(theta_i)) g_i per coordinate on the compiled engine (separable
+        landscapes; the lane is NaN where alpha phi'' >= 1: :mod:`flows.compiled_form`)."""
+        return ModifiedForm(kind=GD_PRINCIPAL, alpha=self.alpha)
 
 
 class HeavyBallFlow(_ModifiedFlow):
@@ -306,6 +324,11 @@ class HeavyBallReducedFlow(_ModifiedFlow):
         Hg = hessian_action(self.landscape, theta, g)
         return heavyball_reduced_velocity(self.col("alpha"), self.col("momentum"), g, Hg)
 
+    def compiled_form(self) -> ModifiedForm:
+        """The same velocity per coordinate on the compiled engine (:mod:`flows.compiled_form`);
+        the shifted start is :meth:`initial_state`'s, in torch, as on the torch engine."""
+        return ModifiedForm(kind=HEAVYBALL_REDUCED, alpha=self.alpha, momentum=self.momentum)
+
 
 class AdamSignFlow(_ModifiedFlow):
     """theta' = -g/sqrt(g^2 + eps): Adam's fixed-beta limit to first order (slope 1)."""
@@ -317,6 +340,10 @@ class AdamSignFlow(_ModifiedFlow):
 
     def velocity(self, theta):
         return sign_velocity(self.col("eps"), self.landscape.grad(theta))
+
+    def compiled_form(self) -> ModifiedForm:
+        """The same velocity per coordinate on the compiled engine (:mod:`flows.compiled_form`)."""
+        return ModifiedForm(kind=ADAM_SIGN, alpha=self.alpha, eps=self.eps)
 
 
 class AdamModifiedFlow(_ModifiedFlow):
@@ -335,6 +362,11 @@ class AdamModifiedFlow(_ModifiedFlow):
         F0 = adam_leading(eps, g)
         c = adam_correction(self.col("beta1"), self.col("beta2"), eps, g)
         return F0 + self.col("alpha") * c * hessian_action(self.landscape, theta, F0)
+
+    def compiled_form(self) -> ModifiedForm:
+        """The same velocity per coordinate on the compiled engine (:mod:`flows.compiled_form`)."""
+        return ModifiedForm(kind=ADAM_MODIFIED, alpha=self.alpha, eps=self.eps, beta1=self.beta1,
+                            beta2=self.beta2)
 
 
 #: predicted fixed-horizon slopes (E_T, E_sup) of each flow against its method (module docstring);

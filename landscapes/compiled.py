@@ -16,7 +16,10 @@ curvature the Newton flows (:mod:`flows.newton`) divide by; a separable landscap
 diag(phi''(theta_i)). It is a second C-callable function of the same :data:`POINT_SIGNATURE`, so a
 kernel takes ``grad`` and ``hess`` as two first-class arguments of one function type (and stays
 compiled and cached once for every landscape); flows that do not read curvature get
-:func:`no_curvature` (NaN) in its place.
+:func:`no_curvature` (NaN) in its place. :func:`compiled_third` adds phi''' (``d3phi_point``) as a
+third function of the same type, for the modified-equation flows of :mod:`flows.modified` (T[g, g]
+= phi''' g^2 per coordinate, in gd-flow3); the kernel takes it as a third argument, and
+flows that do not read it get :func:`no_curvature` there too.
 
 :func:`compiled_block_gradient` gives the same phi' over a whole block of values at once
 (:data:`BLOCK_SIGNATURE`): one indirect call per block instead of one per value, and phi' is
@@ -24,7 +27,8 @@ inlined in the loop, which the compiler then vectorises (SIMD) across the block 
 engine's lanes; 4-5x faster than a call per value).
 
 Other landscapes (non-separable, user functions, data models; for curvature, separable ones without
-``d2phi_point``) raise :class:`Unsupported` with the reason; callers then use the torch engine.
+``d2phi_point``; for phi''', those without ``d3phi_point``) raise :class:`Unsupported` with the
+reason; callers then use the torch engine.
 """
 from __future__ import annotations
 
@@ -54,8 +58,8 @@ BLOCK_SIGNATURE = types.void(types.CPointer(types.float64), types.CPointer(types
 
 @functools.lru_cache(maxsize=None)
 def _point_function(point):
-    """The C-callable point function (dphi_point or d2phi_point; compiled once, then loaded from
-    numba's disk cache)."""
+    """The C-callable point function (dphi_point, d2phi_point or d3phi_point; compiled once, then
+    loaded from numba's disk cache)."""
     return cfunc(POINT_SIGNATURE, cache=True)(point)
 
 
@@ -64,8 +68,8 @@ def _nan_point(x, p):
 
 
 def no_curvature():
-    """The C-callable stand-in for phi'' (NaN everywhere) that kernels get where the flow family
-    reads no curvature: the argument keeps its one function type."""
+    """The C-callable stand-in for phi'' or phi''' (NaN everywhere) that kernels get where the flow
+    family reads no such derivative: the argument keeps its one function type."""
     return _point_function(_nan_point)
 
 
@@ -106,9 +110,17 @@ def _check(land: Landscape) -> None:
 def _check_curvature(land: Landscape) -> None:
     _check(land)
     if land.d2phi_point is None or any(getattr(type(land), k) is not getattr(Separable, k)
-                                       for k in ("d2phi", "hessian_diag", "hessian")):
+                                       for k in ("d2phi", "hessian_diag", "hessian", "hvp")):
         raise Unsupported(f"landscape {land.spec()} has no compiled curvature (only separable "
                           "landscapes with a pointwise phi'' (d2phi_point) have one)")
+
+
+def _check_third(land: Landscape) -> None:
+    _check_curvature(land)
+    if land.d3phi_point is None or any(getattr(type(land), k) is not getattr(Separable, k)
+                                       for k in ("d3phi", "third_contraction")):
+        raise Unsupported(f"landscape {land.spec()} has no compiled third derivative (only "
+                          "separable landscapes with a pointwise phi''' (d3phi_point) have one)")
 
 
 def _params(land: Separable, B: int) -> np.ndarray:
@@ -131,6 +143,15 @@ def compiled_curvature(land: Landscape, B: int):
     rows; :class:`Unsupported` when the landscape has no compiled gradient or curvature."""
     _check_curvature(land)
     return _point_function(land.dphi_point), _point_function(land.d2phi_point), _params(land, B)
+
+
+def compiled_third(land: Landscape, B: int):
+    """(grad, hess, third, params (B, P)) for ``land`` over B lanes: :func:`compiled_curvature` and
+    phi''' (``d3phi_point``) as a third function of :data:`POINT_SIGNATURE` over the same parameter
+    rows; :class:`Unsupported` when the landscape lacks any of the three."""
+    _check_third(land)
+    return (_point_function(land.dphi_point), _point_function(land.d2phi_point),
+            _point_function(land.d3phi_point), _params(land, B))
 
 
 def compiled_block_gradient(land: Landscape, B: int):

@@ -2,15 +2,16 @@ r"""The per-lane compiled integrator: DOP853 with its own adaptive loop for ever
 
 The kernel
 
-    solve_lanes(family, grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
-                bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
+    solve_lanes(family, grad, hess, third, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+                h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
 
 runs lanes ``order[j]`` in a ``prange`` loop over the right-hand side of flow family ``family``
-with the landscape's pointwise phi' and phi'' ``grad``, ``hess`` (:func:`flows.fast.rhs.family_rhs`;
-``hess`` only read by the Newton form). It is compiled once and cached on disk by numba (both are
-first-class function arguments of one type, not specialisations). Each lane is an independent
-adaptive integration (the design of ensemble GPU kernels: no lockstep, no host synchronisation, a
-finished lane costs nothing):
+with the landscape's pointwise phi', phi'' and phi''' ``grad``, ``hess``, ``third``
+(:func:`flows.fast.rhs.family_rhs`; ``hess`` only read by the Newton form and the
+modified-equation velocities, ``third`` only by gd-flow3's). It is compiled once and cached on disk
+by numba (all three are first-class function arguments of one type, not specialisations). Each lane
+is an independent adaptive integration (the design of ensemble GPU kernels: no lockstep, no host
+synchronisation, a finished lane costs nothing):
 
 * step: Dormand-Prince 8(5,3), FSAL (:mod:`flows.fast.dop853`);
 * error: the DOP853 combination of the 5th- and 3rd-order estimates, RMS over the components with
@@ -79,8 +80,8 @@ E3_VAL = tab.E3[E_IDX].copy()
 
 
 @njit(cache=True)
-def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
-         ys, status, div_at, t_fin, nfev, acc, rej):
+def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+         h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
     N = y0.shape[1]
     mrow = M[b]
     lrow = LP[b]
@@ -109,7 +110,7 @@ def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, m
         t_fin[b] = t
         return
     t_end = t_out[b, nout - 1]
-    family_rhs(family, grad, hess, t, y, K[0], mrow, lrow, n, d, g)
+    family_rhs(family, grad, hess, third, t, y, K[0], mrow, lrow, n, d, g)
     nf += 1
     for k in range(N):
         if not (abs(K[0, k]) < math.inf):     # the flow is not defined at the start
@@ -132,7 +133,7 @@ def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, m
     h0 = min(h0, span, h_max)
     for k in range(N):
         tmp[k] = y[k] + h0 * K[0, k]
-    family_rhs(family, grad, hess, t + h0, tmp, K[1], mrow, lrow, n, d, g)
+    family_rhs(family, grad, hess, third, t + h0, tmp, K[1], mrow, lrow, n, d, g)
     nf += 1
     d2 = 0.0
     for k in range(N):
@@ -176,14 +177,14 @@ def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, m
                 for jj in range(c0, c1):
                     a += A_VAL[jj] * K[A_IDX[jj], k]
                 tmp[k] = y[k] + h * a
-            family_rhs(family, grad, hess, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
+            family_rhs(family, grad, hess, third, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
         for k in range(N):
             a = 0.0
             for jj in range(B_IDX.shape[0]):
                 a += B_VAL[jj] * K[B_IDX[jj], k]
             yn[k] = y[k] + h * a
         t_new = t_end if last else t + h
-        family_rhs(family, grad, hess, t_new, yn, K[NS], mrow, lrow, n, d, g)
+        family_rhs(family, grad, hess, third, t_new, yn, K[NS], mrow, lrow, n, d, g)
         nf += NS
         steps += 1
         e5 = 0.0
@@ -246,7 +247,8 @@ def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, m
                             for jj in range(c0, c1):
                                 a += AX_VAL[jj] * K[AX_IDX[jj], k]
                             tmp[k] = y[k] + h * a
-                        family_rhs(family, grad, hess, t + CX[s] * h, tmp, K[idx], mrow, lrow, n, d, g)
+                        family_rhs(family, grad, hess, third, t + CX[s] * h, tmp, K[idx], mrow,
+                                   lrow, n, d, g)
                     nf += 3
                     for k in range(N):
                         dy = yn[k] - y[k]
@@ -299,8 +301,8 @@ def lane(family, grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, m
 
 
 @njit(cache=True, parallel=True)
-def solve_lanes(family, grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max,
-                bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
+def solve_lanes(family, grad, hess, third, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol,
+                max_steps, h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
     for j in prange(order.shape[0]):
-        lane(family, grad, hess, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-             h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
+        lane(family, grad, hess, third, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol,
+             max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)

@@ -1,16 +1,18 @@
-"""Compiled right-hand sides, one per flow family: the Adam-family form and the Newton form of
-:mod:`flows.compiled_form`.
+"""Compiled right-hand sides, one per flow family: the Adam-family form, the Newton form and the
+modified-equation velocities of :mod:`flows.compiled_form`.
 
-``family_rhs(family, grad, hess, s, y, out, mrow, lrow, n, d, g)`` writes F(s, y) of one lane into
-``out``: y, out flattened (n d,) states (component c of coordinate i at i d + c), ``mrow`` the lane's
-model row (:func:`pack_adam_form` of :meth:`flows.compiled_form.AdamForm.rows`, or
-:meth:`flows.compiled_form.NewtonForm.rows`), ``lrow`` its landscape parameters, ``g`` an (n,)
-scratch array. ``grad`` and ``hess`` are the landscape's compiled pointwise phi' and phi''
-(:func:`landscapes.compiled.compiled_gradient`, :func:`landscapes.compiled.compiled_curvature`),
-two first-class functions of one type, so that one compiled (and disk-cached) kernel serves every
-landscape and every family; a family that reads no curvature gets
-:func:`landscapes.compiled.no_curvature` and never calls it. The direction is the shared code of
-:mod:`flows.direction`, compiled.
+``family_rhs(family, grad, hess, third, s, y, out, mrow, lrow, n, d, g)`` writes F(s, y) of one lane
+into ``out``: y, out flattened (n d,) states (component c of coordinate i at i d + c), ``mrow`` the
+lane's model row (:func:`pack_adam_form` of :meth:`flows.compiled_form.AdamForm.rows`, or
+:meth:`flows.compiled_form.NewtonForm.rows`, :meth:`flows.compiled_form.ModifiedForm.rows`),
+``lrow`` its landscape parameters, ``g`` an (n,) scratch array. ``grad``, ``hess`` and ``third``
+are the landscape's compiled pointwise phi', phi'' and phi'''
+(:func:`landscapes.compiled.compiled_gradient`, :func:`landscapes.compiled.compiled_curvature`,
+:func:`landscapes.compiled.compiled_third`), three first-class functions of one type, so that one
+compiled (and disk-cached) kernel serves every landscape and every family; a family that reads no
+curvature (or no phi''') gets :func:`landscapes.compiled.no_curvature` there and never calls it.
+The Adam direction (:mod:`flows.direction`) and the modified-equation velocities
+(:mod:`flows.modified_math`) are the shared code of the torch flows, compiled.
 """
 from __future__ import annotations
 
@@ -20,14 +22,26 @@ import numpy as np
 from numba import njit
 
 from core import numba_math
+from flows.compiled_form import (
+    ADAM_MODIFIED,
+    ADAM_SIGN,
+    GD_PRINCIPAL,
+    GD_SERIES,
+    HEAVYBALL_REDUCED,
+)
 from flows.direction import make_adam_math
+from flows.modified_math import make_modified_math
 
 #: family codes (the ``family`` argument)
 ADAM_FORM = 0
 NEWTON_FORM = 1
+MODIFIED_FORM = 2
 
 _, bias_factors_log, direction = (njit(cache=True, inline="always")(f)
                                   for f in make_adam_math(numba_math))
+
+(gd_velocity, principal_factor, heavyball_reduced_velocity, sign_velocity, adam_leading,
+ adam_correction) = (njit(cache=True, inline="always")(f) for f in make_modified_math(numba_math))
 
 #: head of a packed Adam-form row (:func:`pack_adam_form`); the sparse blocks follow
 HEAD = 9
@@ -134,26 +148,89 @@ def newton_form(grad, hess, y, out, mrow, lrow, n, d):
 
 
 @njit(cache=True, inline="always")
-def family_rhs(family, grad, hess, s, y, out, mrow, lrow, n, d, g):
+def modified_form(grad, hess, third, y, out, mrow, lrow, n, d):
+    """theta_i' = V(phi', phi'', phi''') per coordinate, V the velocity ``kind`` of
+    :class:`flows.compiled_form.ModifiedForm` (row: kind, order, alpha, momentum, eps, beta1, beta2)
+    from :mod:`flows.modified_math` with the separable actions Hg = h g, HHg = h^2 g,
+    T[g, g] = t3 g^2, H F0 = h F0; other components (none for these flows) 0. phi'' and phi''' are
+    called only where the formula reads them (they may be the NaN stand-in otherwise).
+
+    Where the velocity is not defined the whole lane is NaN, as the torch flow's inf/NaN there: the
+    integrator rejects such trial states and ends the lane as DIVERGED (:mod:`flows.fast.kernel`).
+    That is the principal flow where alpha h >= 1 or is NaN (no real logarithm of the GD map),
+    and a denominator that is 0 (the sign and Adam flows at g = 0 with eps = 0): no division there,
+    numba raises on a float division by zero."""
+    kind = int(mrow[0])
+    order = int(mrow[1])
+    alpha = mrow[2]
+    mu = mrow[3]
+    eps = mrow[4]
+    lp = lrow.ctypes
+    ok = True
+    for i in range(n):
+        base = i * d
+        x = y[base]
+        gi = grad(x, lp)
+        v = 0.0
+        if kind == GD_SERIES:
+            hi = hess(x, lp) if order >= 2 else 0.0
+            ti = third(x, lp) if order >= 3 else 0.0
+            hg = hi * gi
+            v = gd_velocity(order, alpha, gi, hg, hi * hg, ti * gi * gi)   # HHg = H (Hg)
+        elif kind == GD_PRINCIPAL:
+            z = alpha * hess(x, lp)
+            if z < 1.0:                          # False for NaN
+                v = -principal_factor(z) * gi
+            else:
+                ok = False
+        elif kind == HEAVYBALL_REDUCED:
+            v = heavyball_reduced_velocity(alpha, mu, gi, hess(x, lp) * gi)
+        elif kind == ADAM_SIGN:
+            if gi * gi + eps > 0.0:
+                v = sign_velocity(eps, gi)
+            else:
+                ok = False
+        elif kind == ADAM_MODIFIED:
+            if abs(gi) + eps > 0.0:
+                F0 = adam_leading(eps, gi)
+                c = adam_correction(mrow[5], mrow[6], eps, gi)
+                v = F0 + alpha * c * (hess(x, lp) * F0)
+            else:
+                ok = False
+        out[base] = v
+        for q in range(1, d):
+            out[base + q] = 0.0
+    if not ok:
+        for k in range(n * d):
+            out[k] = math.nan
+
+
+@njit(cache=True, inline="always")
+def family_rhs(family, grad, hess, third, s, y, out, mrow, lrow, n, d, g):
     """Dispatch on the flow family code."""
     if family == ADAM_FORM:
         adam_form(grad, s, y, out, mrow, lrow, n, d, g)
     elif family == NEWTON_FORM:
         newton_form(grad, hess, y, out, mrow, lrow, n, d)
+    elif family == MODIFIED_FORM:
+        modified_form(grad, hess, third, y, out, mrow, lrow, n, d)
 
 
 def stiffness(family: int, M: np.ndarray) -> np.ndarray:
     """(B,) a per-lane rate scale of the right-hand side (for the kernel's lane order): 1/alpha
     for the Adam form (its memory rates), r for the Newton form (the rate of the flow near a
-    minimum, theta' ~ -r (theta - theta*))."""
+    minimum, theta' ~ -r (theta - theta*)), 1 for the modified-equation velocities (their rates
+    are the landscape's curvature, the same for every lane of a study up to O(alpha) terms)."""
     if family == NEWTON_FORM:
         return M[:, 0]
+    if family == MODIFIED_FORM:
+        return np.ones(M.shape[0])
     return 1.0 / M[:, 1]
 
 
 @njit(cache=True)
-def evaluate_lanes(family, grad, hess, s, Y, M, LP, n, d, out):
+def evaluate_lanes(family, grad, hess, third, s, Y, M, LP, n, d, out):
     """F(s_b, Y_b) for every lane b into out (B, n d): the compiled right-hand side, for checks."""
     g = np.empty(n)
     for b in range(Y.shape[0]):
-        family_rhs(family, grad, hess, s[b], Y[b], out[b], M[b], LP[b], n, d, g)
+        family_rhs(family, grad, hess, third, s[b], Y[b], out[b], M[b], LP[b], n, d, g)

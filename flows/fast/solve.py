@@ -2,10 +2,11 @@
 contract of the torch engine (:func:`flows.solve.solve`).
 
 Which runs it takes (:func:`fast_support` says why not, in one line): a flow with a
-``compiled_form()`` (:mod:`flows.compiled_form`: the Adam-family form, or the Newton form of the
-Newton flows), a landscape with a compiled gradient (and, for the Newton form, a compiled curvature
-phi''; :mod:`landscapes.compiled`), float64 on the CPU, no events and the default controller.
-Everything else runs on the torch engine.
+``compiled_form()`` (:mod:`flows.compiled_form`: the Adam-family form, the Newton form of the
+Newton flows, or the velocity form of the modified-equation flows), a landscape with a compiled
+gradient (and the compiled curvature phi'' and phi''' that the form reads: the Newton form and
+most modified-equation velocities phi'', gd-flow3 also phi'''; :mod:`landscapes.compiled`), float64
+on the CPU, no events and the default controller. Everything else runs on the torch engine.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import numpy as np
 import torch
 
 from core.trajectory import DIVERGENCE_BOUND
-from flows.compiled_form import AdamForm, NewtonForm
+from flows.compiled_form import AdamForm, ModifiedForm, NewtonForm
 from flows.fast.kernel import solve_lanes
 from flows.fast.rhs import (
     ADAM_FORM,
+    MODIFIED_FORM,
     NEWTON_FORM,
     evaluate_lanes,
     pack_adam_form,
@@ -31,6 +33,7 @@ from landscapes.compiled import (
     Unsupported,
     compiled_curvature,
     compiled_gradient,
+    compiled_third,
     no_curvature,
 )
 
@@ -54,9 +57,9 @@ def fast_support(flow: SemilinearFlow, dtype: torch.dtype = torch.float64, devic
 
 
 def compiled_problem(flow: SemilinearFlow):
-    """(family, grad, hess, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code, landscape
-    phi' and phi'' (:func:`landscapes.compiled.no_curvature` for a family that reads none) and
-    per-lane rows."""
+    """(family, grad, hess, third, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code,
+    landscape phi', phi'' and phi''' (:func:`landscapes.compiled.no_curvature` for a derivative the
+    family does not read) and per-lane rows."""
     form = getattr(flow, "compiled_form", None)
     data = form() if callable(form) else None
     if data is None:
@@ -64,10 +67,23 @@ def compiled_problem(flow: SemilinearFlow):
     if isinstance(data, AdamForm):
         grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
         d = data.L.shape[-1]
-        return ADAM_FORM, grad, no_curvature(), pack_adam_form(data.rows().numpy(), d), LP
+        return (ADAM_FORM, grad, no_curvature(), no_curvature(),
+                pack_adam_form(data.rows().numpy(), d), LP)
     if isinstance(data, NewtonForm):
         grad, hess, LP = compiled_curvature(flow.landscape, flow.n_lanes)
-        return NEWTON_FORM, grad, hess, np.ascontiguousarray(data.rows().numpy()), LP
+        M = np.ascontiguousarray(data.rows().numpy())
+        return NEWTON_FORM, grad, hess, no_curvature(), M, LP
+    if isinstance(data, ModifiedForm):
+        land, B = flow.landscape, flow.n_lanes
+        hess = third = no_curvature()
+        if data.derivative_order() >= 3:
+            grad, hess, third, LP = compiled_third(land, B)
+        elif data.derivative_order() == 2:
+            grad, hess, LP = compiled_curvature(land, B)
+        else:
+            grad, LP = compiled_gradient(land, B)
+        M = np.ascontiguousarray(data.rows().numpy())
+        return MODIFIED_FORM, grad, hess, third, M, LP
     raise Unsupported(f"flow {flow.name or type(flow).__name__}: unknown compiled form "
                       f"{type(data).__name__}")
 
@@ -76,11 +92,11 @@ def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torc
     """The compiled right-hand side F(t, y) (t (B,), y (B, n, d)): what the kernel integrates,
     to hold against ``flow.forward`` (the torch definition)."""
     B, n, d = y.shape
-    family, grad, hess, M, LP = compiled_problem(flow)
+    family, grad, hess, third, M, LP = compiled_problem(flow)
     Y = np.ascontiguousarray(y.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
     s = np.ascontiguousarray(torch.as_tensor(t, dtype=torch.float64).expand(B).numpy())
     out = np.empty_like(Y)
-    evaluate_lanes(family, grad, hess, s, Y, M, LP, n, d, out)
+    evaluate_lanes(family, grad, hess, third, s, Y, M, LP, n, d, out)
     return torch.from_numpy(out).reshape(B, n, d).to(y)
 
 
@@ -104,7 +120,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
         raise ValueError(f"solve_fast: y0 must be (B, n, d), got {tuple(y0.shape)}")
     B, n, d = y0.shape
     device, dtype = y0.device, y0.dtype
-    family, grad, hess, M, LP = compiled_problem(flow)
+    family, grad, hess, third, M, LP = compiled_problem(flow)
     t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
     T = t_out.shape[1]
     if n_out is None:
@@ -137,7 +153,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     numba.set_num_threads(want)
     try:
         with numba.parallel_chunksize(1):
-            solve_lanes(family, grad, hess, y0n, M, LP, n, d, tn, nn, ew, rtol, atol,
+            solve_lanes(family, grad, hess, third, y0n, M, LP, n, d, tn, nn, ew, rtol, atol,
                         int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys, status, div_at,
                         t_fin, nfev, acc, rej)
     finally:
