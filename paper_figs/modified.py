@@ -47,6 +47,7 @@ def plot(results: list[dict], png: str) -> None:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, res in zip(axes.flat, results):
         metric = res["metric"]
+        drawn = [r[metric] for r in res["rows"]]
         for c, o in enumerate(o for o in res["orders"] if o["metric"] == metric):
             pts = sorted(((r["alpha"], r[metric]) for r in res["rows"] if r["model"] == o["model"]
                           and r[metric] is not None and r[metric] > 0), key=lambda p: p[0])
@@ -67,15 +68,17 @@ def plot(results: list[dict], png: str) -> None:
                        [e for e, i in zip(er, inside) if not i], facecolors="white",
                        edgecolors=col, s=22, zorder=3)
             a0, e0 = al[0], er[0]
-            ax.plot([a0, al[-1]], [e0, e0 * (al[-1] / a0) ** o["predicted"]], ":", color=col,
-                    lw=1.0)
+            guide = e0 * (al[-1] / a0) ** o["predicted"]
+            ax.plot([a0, al[-1]], [e0, guide], ":", color=col, lw=1.0)
+            drawn.append(guide)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _headroom(ax, drawn)
         ax.set_xlabel("step size alpha (t = k alpha)")
         ax.set_ylabel(f"{metric} (|theta| units)")
         ax.set_title(f"{res['title']} ({metric})", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7.5, loc="best", framealpha=0.9)
+        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
     spare = list(axes.flat)[n:]
     if spare:
         _plot_local(spare[0], results, colors)
@@ -84,6 +87,16 @@ def plot(results: list[dict], png: str) -> None:
     fig.suptitle("filled: asymptotic range; dotted: predicted slope", fontsize=10)
     save_figure(fig, png)
     plt.close(fig)
+
+
+def _headroom(ax, errors) -> None:
+    """Log y-limits with the top 30% free of data: the legend (upper left) never covers a curve."""
+    vals = [e for e in errors if e is not None and math.isfinite(e) and e > 0]
+    if not vals:
+        return
+    lo, hi = math.log10(min(vals)), math.log10(max(vals))
+    span = max(hi - lo, 1.0)
+    ax.set_ylim(10 ** (lo - 0.05 * span), 10 ** (hi + 0.45 * span))
 
 
 def _plot_local(ax, results: list[dict], colors) -> None:
