@@ -443,12 +443,38 @@ def data_hill(files):
     return sx
 
 
+def data_modified(files):
+    by = {os.path.basename(f): f for f in files}
+    res = load_json(by["modified.json"])
+    assert [r["family"] for r in res] == ["gd", "heavyball"]           # quick: two families
+    for fam in res:
+        models = {o["model"] for o in fam["orders"]}
+        alphas = sorted({r["alpha"] for r in fam["rows"]})
+        assert len(fam["rows"]) == len(models) * len(alphas) == len(models) * 3
+        # the principal flow does not exist where alpha phi''(theta0) >= 1 (36.5 alpha at -1.5)
+        bad = [(r["model"], r["alpha"]) for r in fam["rows"] if r["status"] != "ok"]
+        assert bad == ([("gd-principal-flow", 0.032)] if fam["family"] == "gd" else []), bad
+        for o in fam["orders"]:
+            assert len(o["local"]) == len(alphas) - 1
+            assert o["range"] is None or o["range"][0] == alphas[0]
+    # at the smallest alpha the higher-order GD flows are closer to GD
+    gd = res[0]
+    a0 = min(r["alpha"] for r in gd["rows"])
+    e = {r["model"]: r["E_sup"] for r in gd["rows"] if r["alpha"] == a0}
+    assert e["gd-flow3"] < e["gd-flow2"] < e["gd-flow"]
+    text = open(by["modified-table.md"]).read()
+    assert text.startswith("| setting | flow | metric | predicted |")
+    assert text.count("\n") == 2 + sum(len(f["orders"]) for f in res)
+    with open(by["modified.csv"]) as fh:
+        assert len(fh.readlines()) == 1 + sum(len(f["rows"]) for f in res)
+
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
         "heredia2024-mse": data_heredia2024_mse,
         "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump,
-        "polyak": data_polyak, "hill": data_hill}
+        "polyak": data_polyak, "hill": data_hill, "modified": data_modified}
 
 
 # -- tests ------------------------------------------------------------------------------------------
