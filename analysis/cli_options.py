@@ -101,12 +101,14 @@ class Problem:
     #: fixed values of the models' further hyper-parameters (trust_coefficient, h_min, ...): set on
     #: every model of the study that declares them, the others keep their defaults
     hyper: dict = field(default_factory=dict)
+    #: evaluation order of the discrete optimizers (spec or torch; :data:`runner.experiment.ARITHMETICS`)
+    arithmetic: str = "spec"
 
     @property
     def numerics(self) -> Numerics:
         return Numerics(scheme=self.scheme, integrator=self.integrator, engine=self.engine,
-                        rtol=self.rtol,
-                        atol=self.atol, device=self.device, dtype=self.dtype, extra=dict(self.extra))
+                        rtol=self.rtol, atol=self.atol, device=self.device, dtype=self.dtype,
+                        extra=dict(self.extra), arithmetic=self.arithmetic)
 
 
 def check_scheme(name: str, models: list[str] = (), allowed: tuple[str, ...] = ("exact", "paper")
@@ -137,4 +139,5 @@ def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) ->
                    models=list(args.models or []), beta1=args.beta1, beta2=args.beta2,
                    eps=args.eps, u0=list(args.u0), scheme=args.scheme, rtol=args.rtol,
                    atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator,
-                   engine=args.engine, hyper=model_options_from_args(args))
+                   engine=args.engine, hyper=model_options_from_args(args),
+                   arithmetic=getattr(args, "arithmetic", "spec"))

@@ -53,6 +53,12 @@ INTEGRATORS = ("auto", "dop853", "exprb43", "etd4")
 #: which engine runs each integrator
 INTEGRATOR_ENGINE = {"dop853": "compiled", "exprb43": "torch", "etd4": "torch"}
 
+#: evaluation orders of the discrete optimizers (``--arithmetic``, :mod:`discrete.classic`):
+#: spec  - the SPEC §2 formulas literally, left to right (the default; the compiled engine's order)
+#: torch - torch.optim's single-tensor kernels replayed (lerp/addcmul/addcdiv): a lane equals a
+#:         torch.optim run bit for bit on the CPU (torch engine only)
+ARITHMETICS = ("spec", "torch")
+
 #: exact-mode engines (``--engine``): auto (compiled where the flow, the landscape, the dtype and
 #: the device allow it, else torch), compiled (:mod:`flows.fast`; an error where it does not apply),
 #: torch (the reference engine, :func:`flows.solve.solve`)
@@ -99,8 +105,13 @@ class Numerics:
     device: str = "cpu"
     dtype: str = "float64"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: evaluation order of the discrete optimizers (:data:`ARITHMETICS`)
+    arithmetic: str = "spec"
 
     def validate(self) -> None:
+        if self.arithmetic not in ARITHMETICS:
+            raise ConfigError(f"unknown arithmetic {self.arithmetic!r} "
+                              f"(choose from: {', '.join(ARITHMETICS)})")
         if self.integrator not in INTEGRATORS:
             raise ConfigError(f"unknown integrator {self.integrator!r} "
                               f"(choose from: {', '.join(INTEGRATORS)})")
@@ -260,12 +271,13 @@ def run_lanes(model: str | ModelInfo, landscape, lanes: list[dict[str, Any]], st
     if info.kind == "discrete":
         if grids is not None:
             raise ConfigError("explicit output times apply to flows only")
-        opt = info.cls(**_hp_tensors(info, full, dtype, device))
+        opt = info.cls(arithmetic=num.arithmetic, **_hp_tensors(info, full, dtype, device))
         engine = num.discrete_engine(opt, land)
         traj = opt.run(land, theta0, steps=Ks[0] if len(set(Ks)) == 1 else Ks, every=every,
                        engine=engine)
         traj.params = _params(info, full)
         traj.meta["engine"] = engine
+        traj.meta["arithmetic"] = num.arithmetic
     elif num.scheme == "exact":
         traj = _run_exact(info, land, full, Ks, every, grids, num, theta0)
     elif grids is not None:
