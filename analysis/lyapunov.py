@@ -285,7 +285,7 @@ def figure(results: dict):
     recs = results["lanes"]
     has_pl = any(r["pl"] is not None for r in recs)
     fig, axes = plt.subplots(1, 2 if has_pl else 1, figsize=(13 if has_pl else 7, 4.8),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     ax = axes[0, 0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = {"V": "-", "phi": "--", "kinetic": ":", "memory": "-."}
@@ -329,7 +329,6 @@ def figure(results: dict):
         ax.set_ylabel("env(Phi)")
         ax.set_title("PL bound check (o: sample that sets A; x: violation)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 

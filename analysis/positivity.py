@@ -172,7 +172,7 @@ def figure(results: dict):
     import matplotlib.pyplot as plt
 
     recs = results["lanes"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
     for rec in recs:
         a = rec["arrays"]
         if a["v"] is not None:
@@ -183,7 +183,9 @@ def figure(results: dict):
     vmax = max((float(np.nanmax(np.abs(r["arrays"]["v"]))) for r in recs
                 if r["arrays"]["v"] is not None and r["arrays"]["v"].size), default=0.0)
     if vmax > 0:
-        ax.set_yscale("symlog", linthresh=1e-6 * vmax)
+        # linscale 3: the linear band around 0 spans 3 decades, so the labels of -linthresh, 0
+        # and +linthresh do not run into each other
+        ax.set_yscale("symlog", linthresh=1e-6 * vmax, linscale=3.0)
     ax.set_xlabel("s")
     ax.set_ylabel("v")
     ax.set_title("second moment v (negative v: positivity lost)")
@@ -203,7 +205,6 @@ def figure(results: dict):
     ax2.set_ylabel("min g^2 / max g^2 over [0, s]")
     ax2.set_title("sufficient condition holds above the threshold")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 

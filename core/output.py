@@ -14,6 +14,8 @@ import sys
 import tempfile
 from typing import Any
 
+from core import text_layout
+
 
 def _clean(x: Any) -> Any:
     """NaN/inf -> None so that the JSON is standard."""
@@ -62,6 +64,7 @@ def save_figure(fig, path: str, dpi: int = 120) -> None:
     import matplotlib.pyplot as plt
 
     try:
+        text_layout.record(fig, path)
         _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), suffix=".png")
     finally:
         plt.close(fig)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import landscapes
+from core import text_layout
 from core.errors import ConfigError
 from paper_figs import build
 from runner import presets
@@ -488,9 +489,13 @@ def test_figure_module_quick(name, tmp_path):
     mod = MODS[name]
     assert mod.NAME == name and mod.TITLE
     msgs = []
-    files = mod.make(str(tmp_path), progress=msgs.append,
-                     **build.make_kwargs(mod, scheme="exact", quick=True))
+    with text_layout.recording() as overlaps:
+        files = mod.make(str(tmp_path), progress=msgs.append,
+                         **build.make_kwargs(mod, scheme="exact", quick=True))
     pngs = [f for f in files if f.endswith(".png")]
+    # every PNG went through save_figure, and none has overlapping text boxes
+    assert set(pngs) <= set(overlaps)
+    assert {os.path.basename(p): o for p, o in overlaps.items() if o} == {}
     assert pngs and any(f.endswith((".csv", ".json")) for f in files)
     assert len(set(files)) == len(files)
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)
