@@ -106,6 +106,24 @@ def draw_lane(ax, ln: dict, color, styles: dict, limit: int | None = None) -> No
                 label=f"{ln['label']} {key.replace('_', ' ')}")
 
 
+def row_legend(ax, lanes: list[tuple[str, str]], styles: dict) -> None:
+    """The shared legend of a row of :func:`draw_lane` panels, outside ``ax`` on the right: one
+    entry per lane (its colour) and one per curve kind (its line style, and the published
+    markers)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=2.0) for _, c in lanes]
+    labels = [lab for lab, _ in lanes]
+    for key, st in styles.items():
+        handles.append(Line2D([], [], color="0.3", **st))
+        labels.append(key)
+    handles += [Line2D([], [], ls="", marker="o", mfc="none", color="0.3"),
+                Line2D([], [], ls="", marker="x", color="0.3")]
+    labels += ["published nonlocal", "published discrete"]
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
+
+
 def curve_rows(res: dict, lead: tuple[str, ...]) -> list[list]:
     """Long-format CSV rows (lead fields of the lane, lane label, curve, k, t, value) of the
     computed curves (indexed by k) and the published traces ((k list, value list))."""

@@ -164,23 +164,28 @@ STYLE = {"discrete": dict(ls="-", lw=0.9, alpha=0.6), "exact": dict(ls="-", lw=2
 
 def plot(res: dict, png: str) -> None:
     opts = list(GROUPS)
-    fig, axes = plt.subplots(len(opts), len(ALPHAS), figsize=(13, 4.2 * len(opts)), squeeze=False)
+    fig, axes = plt.subplots(len(opts), len(ALPHAS), figsize=(15, 4.2 * len(opts)), squeeze=False,
+                             layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, opt in enumerate(opts):
+        labels = []
         for j, alpha in enumerate(ALPHAS):
             ax = axes[i][j]
             sel = [ln for ln in res["lanes"] if ln["optimizer"] == opt and ln["alpha"] == alpha]
             for ci, ln in enumerate(sel):
                 c = colors[ci % len(colors)]
                 _common.draw_lane(ax, ln, c, STYLE)
+                if (ln["label"], c) not in labels:
+                    labels.append((ln["label"], c))
             ax.set_title(f"{opt}, alpha = {alpha:g}", fontsize=9)
             ax.set_xlabel("iteration k = t / alpha")
             ax.set_ylabel(r"$\theta$")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=5.5, ncol=2)
+        # one legend per row (its panels share the lanes): a colour per lane, a style per curve
+        # kind, beside the row instead of over its curves
+        _common.row_legend(axes[i][-1], labels, STYLE)
     fig.suptitle(TITLE + "\nsolid thin: discrete, solid thick: exact flow, dashed: paper2024 "
                  "re-run, o / x: published nonlocal / discrete", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, png)
 
 
