@@ -470,12 +470,48 @@ def data_modified(files):
         assert len(fh.readlines()) == 1 + sum(len(f["rows"]) for f in res)
 
 
+def data_loss_landscape(files):
+    by = {os.path.basename(f): f for f in files}
+    doc = load_json(by["loss-landscape.json"])
+    pts = doc["critical_points"]
+    assert [p["kind"] for p in pts["4"]] == ["min", "max", "min"]     # bistable
+    assert pts["4"][0]["theta"] == pytest.approx(-0.8535534, abs=1e-6)  # SPEC §8.1
+    assert pts["4"][0]["f"] == pytest.approx(3.7303932, abs=1e-6)
+    assert [p["kind"] for p in pts["0"]] == ["min"]
+    with open(by["loss-landscape.csv"]) as fh:
+        rows = list(csv.reader(fh))[1:]
+    land = landscapes.parse("rosenbrock1d(c=1.5)")
+    for c, x, y in rows:
+        if float(c) == 1.5 and float(x) == -1.5:
+            assert float(y) == pytest.approx(8.59375, rel=1e-14)           # SPEC §8.1
+    assert len(rows) == len(doc["cs"]) * 101 and land is not None
+
+
+def data_dynamics(files):
+    by = {os.path.basename(f): f for f in files}
+    doc = load_json(by["dynamics.json"])
+    assert doc["status"] == ["ok", "ok"] and doc["setting"]["theta0"] == 2.0
+    with open(by["dynamics.csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == doc["setting"]["steps"] + 1
+    first = rows[0]
+    assert float(first["theta"]) == 2.0 and float(first["u"]) == 1.0 and float(first["m"]) == 0.0
+    # the acceleration is the model's equation: (alpha/2) theta'' + theta' = -A; check it against
+    # a central difference of the sampled velocity away from the initial layer
+    a = doc["setting"]["alpha"]
+    for j in (150, 300):
+        du = (float(rows[j + 1]["u"]) - float(rows[j - 1]["u"])) / (2 * a)
+        assert float(rows[j]["acceleration"]) == pytest.approx(du, rel=1e-3, abs=1e-3)
+    assert all(float(r["scale"]) >= 0 for r in rows)
+
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
         "heredia2024-mse": data_heredia2024_mse,
         "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump,
-        "polyak": data_polyak, "hill": data_hill, "modified": data_modified}
+        "polyak": data_polyak, "hill": data_hill, "modified": data_modified,
+        "loss-landscape": data_loss_landscape, "dynamics": data_dynamics}
 
 
 # -- tests ------------------------------------------------------------------------------------------
