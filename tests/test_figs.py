@@ -505,13 +505,28 @@ def data_dynamics(files):
     assert all(float(r["scale"]) >= 0 for r in rows)
 
 
+def data_refine_errors(files):
+    by = {os.path.basename(f): f for f in files}
+    res = load_json(by["refine-errors.json"])
+    assert res["protocol"] == "paper" and res["preset"] == "heredia2026-refine"
+    keys = {(s["model"], s["u0"]) for s in res["slopes"]}
+    assert ("adam-flow1", None) in keys and len(keys) == 5
+    for s in res["slopes"]:
+        rows = sorted((r["alpha"], r["E_T"], r["E_f"]) for r in res["rows"]
+                      if (r["model"], r["u0"]) == (s["model"], s["u0"]))
+        (a0, t0, f0), (a1, t1, f1) = rows          # quick: two step sizes, the slope is exact
+        assert s["p_T"] == pytest.approx(math.log(t1 / t0) / math.log(a1 / a0), rel=1e-9)
+        assert s["p_f"] == pytest.approx(math.log(f1 / f0) / math.log(a1 / a0), rel=1e-9)
+
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
         "heredia2024-mse": data_heredia2024_mse,
         "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump,
         "polyak": data_polyak, "hill": data_hill, "modified": data_modified,
-        "loss-landscape": data_loss_landscape, "dynamics": data_dynamics}
+        "loss-landscape": data_loss_landscape, "dynamics": data_dynamics,
+        "refine-errors": data_refine_errors}
 
 
 # -- tests ------------------------------------------------------------------------------------------
