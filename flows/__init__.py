@@ -3,6 +3,8 @@
 * :mod:`flows.semilinear` — the flow/integrator contract dy/dt = L y + N(t, y).
 * :mod:`flows.kernels`    — memory kernels K1, K2, power law; state-space realisations; quadrature.
 * :mod:`flows.adam`       — nonlocal Adam, RMSProp and AdaGrad flows.
+* :mod:`flows.velocity`   — the skeleton of flows theta' = V(theta) (declared per-lane hyper-parameters,
+  L = 0, lane subsets): the Newton, Polyak and modified-equation flows.
 * :mod:`flows.newton`     — Newton limit flows of the secant jump (full and diagonal, SPEC §3.4).
 * :mod:`flows.jump_flow`  — the gated jump flow: adam-flow1 switching to the clamped secant velocity,
   gate switches located by events (SPEC §3.4).

@@ -91,7 +91,6 @@ from __future__ import annotations
 
 import torch
 
-from core.hyper import lane_tensor
 from core.method import ALPHA, BETA1, BETA2, EPS, MOMENTUM, HyperParam
 from core.pointwise import TORCH
 from flows.compiled_form import (
@@ -104,7 +103,7 @@ from flows.compiled_form import (
     ModifiedForm,
 )
 from flows.modified_math import make_modified_math
-from flows.semilinear import SemilinearFlow
+from flows.velocity import VelocityFlow
 from landscapes.base import Landscape, Separable
 
 (gd_velocity, principal_factor, heavyball_reduced_velocity, sign_velocity, adam_leading,
@@ -131,60 +130,7 @@ def hessian_action(landscape: Landscape, theta: torch.Tensor, vec: torch.Tensor)
 
 # -- the flows ---------------------------------------------------------------------------------------
 
-class _ModifiedFlow(SemilinearFlow):
-    """theta' = V(theta) per lane (L = 0, one component), or a subclass's own state. The constructor
-    takes every declared hyper-parameter per lane (checked by its declaration)."""
-
-    components = ("theta",)
-    schemes = ("exact",)
-    records = ()
-
-    def __init__(self, landscape: Landscape, *, n_lanes: int, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str = "cpu", **hyper):
-        super().__init__()
-        unknown = sorted(set(hyper) - {p.name for p in self.hyper})
-        if unknown:
-            raise TypeError(f"{self.name}: unexpected hyper-parameter(s) {unknown}")
-        self.landscape = landscape
-        self._B = n_lanes
-        for p in self.hyper:
-            val = hyper.get(p.name, p.default)
-            if val is None:
-                raise TypeError(f"{self.name}: missing hyper-parameter {p.name!r}")
-            p.validate(val)
-            setattr(self, p.name, lane_tensor(val, n_lanes, dtype, device))
-        self._L = self.alpha.new_zeros(n_lanes, self.d, self.d)
-
-    @property
-    def n_lanes(self) -> int:
-        return self._B
-
-    def linear_operator(self) -> torch.Tensor:
-        return self._L
-
-    def col(self, name: str) -> torch.Tensor:
-        """(B, 1): the per-lane hyper-parameter ``name``, broadcast over coordinates."""
-        return getattr(self, name)[:, None]
-
-    def initial_state(self, theta0: torch.Tensor) -> torch.Tensor:
-        return theta0[..., None].clone()
-
-    def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.velocity(y[..., 0])[..., None]
-
-    def velocity(self, theta: torch.Tensor) -> torch.Tensor:
-        """(B, n) -> (B, n) theta'."""
-        raise NotImplementedError
-
-    def subset(self, idx: torch.Tensor) -> "_ModifiedFlow":
-        sub = getattr(self.landscape, "subset", None)
-        land = sub(idx) if callable(sub) else self.landscape
-        return type(self)(land, n_lanes=int(idx.numel()), dtype=self.alpha.dtype,
-                          device=self.alpha.device,
-                          **{p.name: getattr(self, p.name)[idx] for p in self.hyper})
-
-
-class _GDSeries(_ModifiedFlow):
+class _GDSeries(VelocityFlow):
     """The GD modified equation truncated after alpha^(order-1)."""
 
     method = "gd"
@@ -232,7 +178,7 @@ class GDFlow3(_GDSeries):
     order = 3
 
 
-class GDPrincipalFlow(_ModifiedFlow):
+class GDPrincipalFlow(VelocityFlow):
     """theta' = -phi(alpha H) g, phi(z) = -log(1-z)/z: the principal logarithm of the GD map
     (exact on quadratics where alpha lambda_max(H) < 1; the lane diverges where it is >= 1).
 
@@ -263,7 +209,7 @@ class GDPrincipalFlow(_ModifiedFlow):
         return ModifiedForm(kind=GD_PRINCIPAL, alpha=self.alpha)
 
 
-class HeavyBallFlow(_ModifiedFlow):
+class HeavyBallFlow(VelocityFlow):
     """Mass ODE (alpha (1+mu)/2) theta'' + (1-mu) theta' = -g with theta'(0) = -g_0/(1+mu)
     (state (theta, u)); heavy ball in torch form to second order in E_T (module docstring)."""
 
@@ -304,7 +250,7 @@ class HeavyBallFlow(_ModifiedFlow):
                         bias=False)
 
 
-class HeavyBallReducedFlow(_ModifiedFlow):
+class HeavyBallReducedFlow(VelocityFlow):
     """theta' = -g/(1-mu) - alpha (1+mu)/(2(1-mu)^3) H g from theta_0 + alpha mu g_0/(1-mu)^2:
     the slow manifold of heavy ball with its initial shift (E_T slope 2)."""
 
@@ -330,7 +276,7 @@ class HeavyBallReducedFlow(_ModifiedFlow):
         return ModifiedForm(kind=HEAVYBALL_REDUCED, alpha=self.alpha, momentum=self.momentum)
 
 
-class AdamSignFlow(_ModifiedFlow):
+class AdamSignFlow(VelocityFlow):
     """theta' = -g/sqrt(g^2 + eps): Adam's fixed-beta limit to first order (slope 1)."""
 
     name = "adam-sign-flow"
@@ -346,7 +292,7 @@ class AdamSignFlow(_ModifiedFlow):
         return ModifiedForm(kind=ADAM_SIGN, alpha=self.alpha, eps=self.eps)
 
 
-class AdamModifiedFlow(_ModifiedFlow):
+class AdamModifiedFlow(VelocityFlow):
     """theta' = F0 + alpha c(g) (H F0), F0 = -g/(|g|+eps): Adam's O(alpha) modified equation
     (Cattaneo, Klusowski & Shigida 2024; slope 2 once the horizon spans many memory times)."""
 

@@ -51,10 +51,9 @@ import math
 
 import torch
 
-from core.hyper import check_alpha, lane_tensor
 from core.method import ALPHA, JUMP_LR
 from flows.compiled_form import NewtonForm
-from flows.semilinear import SemilinearFlow
+from flows.velocity import VelocityFlow
 from landscapes.base import Landscape
 
 # -- third derivatives by double backward ---------------------------------------------------------
@@ -118,44 +117,17 @@ def hessian_diag_gradient(landscape: Landscape, theta: torch.Tensor) -> torch.Te
 
 # -- the flows --------------------------------------------------------------------------------------
 
-class _CurvatureFlow(SemilinearFlow):
+class _CurvatureFlow(VelocityFlow):
     """theta' = r V(theta) with r = jump_lr/alpha per lane, one component per coordinate, L = 0."""
 
-    components = ("theta",)
     hyper = (ALPHA, JUMP_LR)
-    schemes = ("exact",)
-    records = ()
     method = "jumpadam"
 
-    def __init__(self, landscape: Landscape, *, alpha, jump_lr=1.0, n_lanes: int,
-                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):
-        super().__init__()
-        check_alpha(alpha)
-        check_alpha(jump_lr, "jump_lr")
-        self.landscape = landscape
-        self._B = n_lanes
-        self.alpha = lane_tensor(alpha, n_lanes, dtype, device)
-        self.jump_lr = lane_tensor(jump_lr, n_lanes, dtype, device)
+    def __init__(self, landscape: Landscape, *, n_lanes: int, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu", **hyper):
+        super().__init__(landscape, n_lanes=n_lanes, dtype=dtype, device=device, **hyper)
         #: r = jump_lr/alpha: the jump time is tau = r t
         self.rate = self.jump_lr / self.alpha
-        self._L = self.alpha.new_zeros(n_lanes, 1, 1)
-
-    @property
-    def n_lanes(self) -> int:
-        return self._B
-
-    def linear_operator(self) -> torch.Tensor:
-        return self._L
-
-    def initial_state(self, theta0: torch.Tensor) -> torch.Tensor:
-        return theta0[..., None].clone()
-
-    def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.velocity(y[..., 0])[..., None]
-
-    def velocity(self, theta: torch.Tensor) -> torch.Tensor:
-        """(B, n) -> (B, n) theta' (NaN on lanes outside the domain)."""
-        raise NotImplementedError
 
     def in_domain(self, theta: torch.Tensor) -> torch.Tensor:
         """(B, n) -> (B,) bool: the lanes where the flow is defined (see the module docstring)."""
@@ -177,12 +149,6 @@ class _CurvatureFlow(SemilinearFlow):
         diagonal there, so H^{-1} g = g/diag H and the Cholesky guard is every H_ii > 0), the only
         kind the compiled engine runs it on (:func:`landscapes.compiled.compiled_curvature`)."""
         return NewtonForm(rate=self.rate)
-
-    def subset(self, idx: torch.Tensor) -> "_CurvatureFlow":
-        sub = getattr(self.landscape, "subset", None)
-        land = sub(idx) if callable(sub) else self.landscape
-        return type(self)(land, alpha=self.alpha[idx], jump_lr=self.jump_lr[idx],
-                          n_lanes=int(idx.numel()), dtype=self.alpha.dtype, device=self.alpha.device)
 
 
 class NewtonFlow(_CurvatureFlow):

@@ -41,13 +41,11 @@ import math
 
 import torch
 
-from core.hyper import check_alpha, check_finite, lane_tensor
 from core.method import ALPHA, F_TARGET
-from flows.semilinear import SemilinearFlow
-from landscapes.base import Landscape
+from flows.velocity import VelocityFlow
 
 
-class PolyakFlow(SemilinearFlow):
+class PolyakFlow(VelocityFlow):
     """theta' = -(f - f_target)_+ g/||g||^2 per lane (module docstring); one component, L = 0.
 
     Args:
@@ -60,35 +58,8 @@ class PolyakFlow(SemilinearFlow):
     description = ("Polyak flow theta' = -(f - f_target) g/||g||^2 (lr -> 0 of the Polyak step): "
                    "f - f_target = exp(-t)(f0 - f_target); a stationary point above the target "
                    "stops the lane")
-    components = ("theta",)
     hyper = (ALPHA, F_TARGET)
-    schemes = ("exact",)
-    records = ()
     method = "polyak"
-
-    def __init__(self, landscape: Landscape, *, alpha, f_target=0.0, n_lanes: int,
-                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):
-        super().__init__()
-        check_alpha(alpha)
-        check_finite(f_target, "f_target")
-        self.landscape = landscape
-        self._B = n_lanes
-        self.alpha = lane_tensor(alpha, n_lanes, dtype, device)
-        self.f_target = lane_tensor(f_target, n_lanes, dtype, device)
-        self._L = self.alpha.new_zeros(n_lanes, 1, 1)
-
-    @property
-    def n_lanes(self) -> int:
-        return self._B
-
-    def linear_operator(self) -> torch.Tensor:
-        return self._L
-
-    def initial_state(self, theta0: torch.Tensor) -> torch.Tensor:
-        return theta0[..., None].clone()
-
-    def nonlinear(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.velocity(y[..., 0])[..., None]
 
     def _parts(self, theta: torch.Tensor):
         """f - f*, g, q = ||g||^2, the scale e_+/q (0 where e <= 0) and the domain mask (B,)."""
@@ -129,15 +100,8 @@ class PolyakFlow(SemilinearFlow):
         return J, y.new_zeros(B, n * y.shape[2])
 
     def compiled_form(self):
-        """None: the compiled engine runs the Adam and Newton forms only (torch engine)."""
+        """None: no compiled form (torch engine)."""
         return None
-
-    def subset(self, idx: torch.Tensor) -> "PolyakFlow":
-        sub = getattr(self.landscape, "subset", None)
-        land = sub(idx) if callable(sub) else self.landscape
-        return PolyakFlow(land, alpha=self.alpha[idx], f_target=self.f_target[idx],
-                          n_lanes=int(idx.numel()), dtype=self.alpha.dtype,
-                          device=self.alpha.device)
 
 
 __all__ = ["PolyakFlow"]

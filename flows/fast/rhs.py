@@ -123,6 +123,14 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
 
 
 @njit(cache=True, inline="always")
+def _invalidate(out, n, d):
+    """The whole lane NaN: its velocity is not defined somewhere (the integrator rejects the trial
+    state and ends the lane as DIVERGED)."""
+    for k in range(n * d):
+        out[k] = math.nan
+
+
+@njit(cache=True, inline="always")
 def newton_form(grad, hess, y, out, mrow, lrow, n, d):
     """theta_i' = -r phi'(theta_i)/phi''(theta_i) (:class:`flows.compiled_form.NewtonForm`, row: r);
     other components (none for the Newton flows) 0. Outside the domain (some phi'' <= 0, or phi',
@@ -143,8 +151,7 @@ def newton_form(grad, hess, y, out, mrow, lrow, n, d):
         for q in range(1, d):
             out[base + q] = 0.0
     if not ok:
-        for k in range(n * d):
-            out[k] = math.nan
+        _invalidate(out, n, d)
 
 
 @njit(cache=True, inline="always")
@@ -201,8 +208,7 @@ def modified_form(grad, hess, third, y, out, mrow, lrow, n, d):
         for q in range(1, d):
             out[base + q] = 0.0
     if not ok:
-        for k in range(n * d):
-            out[k] = math.nan
+        _invalidate(out, n, d)
 
 
 @njit(cache=True, inline="always")
