@@ -112,7 +112,8 @@ def _problem(landscape_: str, theta0, alpha, models, beta1, beta2, eps, u0, nume
                    eps=float(eps), u0=_values(u0) or [0.0], scheme=numerics.scheme,
                    rtol=numerics.rtol, atol=numerics.atol, device=numerics.device,
                    dtype=numerics.dtype, integrator=numerics.integrator,
-                   engine=numerics.engine)
+                   engine=numerics.engine, arithmetic=numerics.arithmetic,
+                   quadrature=numerics.quadrature)
 
 
 def refine(landscape_: str, theta0, *, alpha, models: Sequence[str] | None = None,

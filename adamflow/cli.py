@@ -134,7 +134,7 @@ def cmd_run(args) -> int:
         landscape=args.landscape, models=args.models, theta0=args.theta0, steps=args.steps,
         horizon=args.horizon, every=args.every, device=args.device, dtype=args.dtype,
         scheme=args.scheme, integrator=args.integrator, engine=args.engine, rtol=args.rtol,
-        atol=args.atol, arithmetic=args.arithmetic,
+        atol=args.atol, arithmetic=args.arithmetic, quadrature=args.quadrature,
         **hyper_from_args(args))
     results = experiment.run(spec)
     records = experiment.lane_records(results)

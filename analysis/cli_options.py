@@ -103,12 +103,15 @@ class Problem:
     hyper: dict = field(default_factory=dict)
     #: evaluation order of the discrete optimizers (spec or torch; :data:`runner.experiment.ARITHMETICS`)
     arithmetic: str = "spec"
+    #: memories of the paper scheme (exact or glN; :attr:`runner.experiment.Numerics.quadrature`)
+    quadrature: str = "exact"
 
     @property
     def numerics(self) -> Numerics:
         return Numerics(scheme=self.scheme, integrator=self.integrator, engine=self.engine,
                         rtol=self.rtol, atol=self.atol, device=self.device, dtype=self.dtype,
-                        extra=dict(self.extra), arithmetic=self.arithmetic)
+                        extra=dict(self.extra), arithmetic=self.arithmetic,
+                        quadrature=self.quadrature)
 
 
 def check_scheme(name: str, models: list[str] = (), allowed: tuple[str, ...] = ("exact", "paper")
@@ -140,4 +143,5 @@ def problem_from_args(args, *, schemes: tuple[str, ...] = ("exact", "paper")) ->
                    eps=args.eps, u0=list(args.u0), scheme=args.scheme, rtol=args.rtol,
                    atol=args.atol, device=args.device, dtype=args.dtype, integrator=args.integrator,
                    engine=args.engine, hyper=model_options_from_args(args),
-                   arithmetic=getattr(args, "arithmetic", "spec"))
+                   arithmetic=getattr(args, "arithmetic", "spec"),
+                   quadrature=getattr(args, "quadrature", "exact"))

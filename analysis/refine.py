@@ -44,6 +44,7 @@ from analysis.study import Study
 from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
 from core.output import save_figure
+from flows.paper_quadrature import parse_quadrature
 from flows.paper_scheme import SUBSTEPS, paper_solve
 from runner.experiment import Numerics, run_lanes
 from runner.options import parse_float as _float
@@ -296,6 +297,7 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
     elapsed = time.perf_counter() - started
     return {
         "study": "refine", "protocol": protocol, "reference": reference, "scheme": problem.scheme,
+        **({"quadrature": problem.quadrature} if problem.scheme == "paper" else {}),
         "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1, "beta2": problem.beta2,
         "eps": problem.eps, "epochs": None if epochs is None else list(epochs), "horizon": horizon,
         "hyper": hyper, "jump_rate": jump_rate,
@@ -330,7 +332,7 @@ def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, proto
                         **{k: torch.tensor([hp[k] for hp in hps], dtype=dtype, device=device)
                            for k in hps[0]})
         th0 = torch.tensor([theta0] * B, dtype=dtype, device=device)
-        sol = paper_solve(flow, th0, N)
+        sol = paper_solve(flow, th0, N, quadrature=parse_quadrature(problem.quadrature))
         s_grid = sol.s[0].cpu().numpy()
         th_grid = sol.theta.cpu()
         th_d, f_d = disc[a]

@@ -16,6 +16,10 @@ until max |Δtheta| < tol. Every linear recurrence (memories, u) is evaluated by
 (:func:`linear_scan`): block-local convolutions with powers E^k as batched matmuls, the carries
 between blocks by the same scan one level up (no Python loop per substep); theta by cumsum.
 
+Memories by quadrature (``quadrature=Q``, ``--quadrature glQ``): as published, by Q-node
+Gauss-Legendre quadrature of the convolution integrals on the cubic spline of theta
+(:mod:`flows.paper_quadrature`); everything else is the same scheme.
+
 Entry points: :func:`paper_solve` (raw grid) and :func:`run_paper_scheme` (a Trajectory at t = k alpha).
 """
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from core.trajectory import Status, Trajectory, diverged_mask
 from flows.adam import AdamFlow1, AdamFlow2, NonlocalAdamFlow, one_minus_pow
 from flows.kernels import phi_propagators
+from flows.paper_quadrature import gl_memories, quadrature_name
 from flows.simulate import trajectory_values
 
 BLOCK = 64
@@ -111,12 +116,26 @@ class PaperSolution:
 
 def paper_solve(flow: NonlocalAdamFlow, theta0: torch.Tensor, N: int, *, substeps: int = SUBSTEPS,
                 tol: float = 1e-12, max_sweeps: int = 500, relax: float = 0.5,
-                block: int = BLOCK) -> PaperSolution:
+                block: int = BLOCK, quadrature: int | None = None,
+                max_corrections: int = 20) -> PaperSolution:
     """Solve the paper scheme on N grid points s_i = i h (h = alpha/substeps) for all lanes.
 
+    ``quadrature``: None evaluates the memories as the exact convolutions of g piecewise linear on
+    each substep (realization propagation); an int Q evaluates them as published, by Q-node
+    Gauss-Legendre quadrature on the cubic spline of theta (:mod:`flows.paper_quadrature`).
+
+    The quadrature fixed point theta = G_Q(theta) is reached by defect correction: the quadrature
+    memories differ from the exact ones by ~1e-6 relative, almost independently of theta, so the
+    sweeps run on the cheap exact memories plus the frozen difference gl(theta_c) - exact(theta_c)
+    at the latest iterate theta_c, which is refreshed (one quadrature evaluation, N x Q gradients)
+    until theta_c moves by less than tol: 3-4 quadrature evaluations instead of one per sweep
+    (25-100), and the same fixed point. ``residual`` is then the published stopping quantity
+    max|G_Q(theta) - theta| of the result, evaluated with the quadrature.
+
     Returns a :class:`PaperSolution` with s (B, N), theta, m, v (B, N, n), u (order 2), sweeps (B,)
-    long (sweeps until the lane's max|Δtheta| < tol), residual (B,) (last max|Δtheta|) and history
-    (list of (B,) max|Δtheta| per sweep).
+    long (relaxed sweeps in all), residual (B,) (last max|Δtheta|), converged (B,) (the last
+    sweeps reached tol and, with a quadrature, the last refresh moved theta by < tol), history (list of (B,) max|Δtheta| per sweep) and corrections (quadrature refreshes; 0
+    without a quadrature).
     """
     hp = flow.hp
     alpha = hp.alpha
@@ -164,54 +183,88 @@ def paper_solve(flow: NonlocalAdamFlow, theta0: torch.Tensor, N: int, *, substep
         theta = torch.cat([theta0[:, None], theta0[:, None] + torch.cumsum(inc, dim=1)], dim=1)
         return theta, u
 
-    def direction(theta):
+    def linear_memories(theta):
         g = _grad_along(flow.landscape, theta)
-        m = memory(0, g)
-        v = memory(1, g * g)
-        Adir = eta * m / (torch.sqrt(torch.clamp(v, min=0.0)) + epsq)
-        return Adir, m, v
+        return memory(0, g), memory(1, g * g)
+
+    def direction(m, v):
+        return eta * m / (torch.sqrt(torch.clamp(v, min=0.0)) + epsq)
+
+    def fixed_point(theta, u, corr):
+        """Relaxed sweeps from (theta, u) to max|Δtheta| < tol with the exact-convolution memories
+        plus the fixed correction ``corr`` = (dm, dv) (None: no correction)."""
+        history = []
+        sweeps = torch.zeros(B, dtype=torch.long, device=dev)
+        residual = torch.full((B,), math.inf, dtype=dtype, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        for it in range(1, max_sweeps + 1):
+            m, v = linear_memories(theta)
+            if corr is not None:
+                m, v = m + corr[0], v + corr[1]
+            th_new, u_new = integrate(direction(m, v))
+            diff = (th_new - theta).abs().flatten(1)
+            diff = torch.where(torch.isfinite(diff), diff, torch.full_like(diff, math.inf)).amax(1)
+            history.append(diff.clone())
+            conv = diff < tol
+            keep = done[:, None, None]
+            if conv.all() or it == max_sweeps:
+                # accept the re-integrated trajectory (the fixed point to within tol)
+                theta = torch.where(keep, theta, th_new)
+                if u is not None:
+                    u = torch.where(keep, u, u_new)
+            else:
+                theta = torch.where(keep, theta, relax * theta + (1.0 - relax) * th_new)
+                if u is not None:
+                    u = torch.where(keep, u, relax * u + (1.0 - relax) * u_new)
+            residual = torch.where(done, residual, diff)
+            sweeps = torch.where(done, sweeps, torch.full_like(sweeps, it))
+            done = done | conv
+            if bool(done.all()):
+                break
+        return theta, u, sweeps, residual, history, done
 
     theta, u = integrate(torch.zeros(B, N, n, dtype=dtype, device=dev))
-    history = []
-    sweeps = torch.zeros(B, dtype=torch.long, device=dev)
-    residual = torch.full((B,), math.inf, dtype=dtype, device=dev)
-    done = torch.zeros(B, dtype=torch.bool, device=dev)
-    for it in range(1, max_sweeps + 1):
-        Adir, m, v = direction(theta)
-        th_new, u_new = integrate(Adir)
-        diff = (th_new - theta).abs().flatten(1)
-        diff = torch.where(torch.isfinite(diff), diff, torch.full_like(diff, math.inf)).amax(1)
-        history.append(diff.clone())
-        conv = diff < tol
-        keep = done[:, None, None]
-        if conv.all() or it == max_sweeps:
-            # accept the re-integrated trajectory (the fixed point to within tol)
-            theta = torch.where(keep, theta, th_new)
-            if u is not None:
-                u = torch.where(keep, u, u_new)
-        else:
-            theta = torch.where(keep, theta, relax * theta + (1.0 - relax) * th_new)
-            if u is not None:
-                u = torch.where(keep, u, relax * u + (1.0 - relax) * u_new)
-        residual = torch.where(done, residual, diff)
-        sweeps = torch.where(done, sweeps, torch.full_like(sweeps, it))
-        done = done | conv
-        if bool(done.all()):
-            break
-    Adir, m, v = direction(theta)
+    theta, u, sweeps, residual, history, done = fixed_point(theta, u, None)
+    corrections = 0
+    if quadrature is not None:
+        # defect correction: the quadrature memories as the exact ones plus a correction
+        # gl(theta) - exact(theta) frozen at the current iterate; re-solve, refresh, until the
+        # iterate stops moving. Its fixed point is the published one, theta = G_gl(theta).
+        for corrections in range(1, max_corrections + 1):
+            m_gl, v_gl = gl_memories(flow, theta, h, quadrature)
+            m_l, v_l = linear_memories(theta)
+            th_new, u, sw, _, hist, done = fixed_point(theta, u, (m_gl - m_l, v_gl - v_l))
+            change = (th_new - theta).abs().flatten(1)
+            change = torch.where(torch.isfinite(change), change,
+                                 torch.full_like(change, math.inf)).amax(1)
+            theta = th_new
+            sweeps = sweeps + sw
+            history += hist
+            done = done & (change < tol)
+            if bool(done.all()):
+                break
+        m, v = gl_memories(flow, theta, h, quadrature)
+        th_re, _ = integrate(direction(m, v))
+        residual = (th_re - theta).abs().flatten(1)
+        residual = torch.where(torch.isfinite(residual), residual,
+                               torch.full_like(residual, math.inf)).amax(1)
+    else:
+        m, v = linear_memories(theta)
     return PaperSolution(s=s, theta=theta, m=m, v=v, u=u, sweeps=sweeps, residual=residual,
-                         history=history, converged=done)
+                         history=history, converged=done, corrections=corrections)
 
 
 def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int | None = None,
                      epochs: int | None = None, every: int = 1, substeps: int = SUBSTEPS,
                      tol: float = 1e-12, max_sweeps: int = 500, params: dict | None = None,
-                     meta: dict | None = None) -> Trajectory:
+                     meta: dict | None = None, quadrature: int | None = None) -> Trajectory:
     """The paper scheme sampled at t = k alpha (grid index i = substeps*k) as a Trajectory.
 
     Give ``epochs`` for the paper's grid N = substeps (epochs - 1) (rows k <= (N-1)/substeps), or
     ``steps`` = K for N = substeps K + 1 so that the last row is k = K (what ``RunSpec`` uses).
-    All lanes share the grid length (lanes may differ in alpha).
+    All lanes share the grid length (lanes may differ in alpha). ``quadrature`` as in
+    :func:`paper_solve` (None: exact piecewise-linear convolutions; Q: the published Q-node
+    Gauss-Legendre rule).
     """
     if not isinstance(flow, (AdamFlow1, AdamFlow2)):
         raise TypeError("the paper scheme applies to adam-flow1 / adam-flow2")
@@ -220,7 +273,8 @@ def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int
     N = substeps * steps + 1 if steps is not None else substeps * (epochs - 1)
     if N < 2:
         raise ValueError("the grid needs at least two points")
-    sol = paper_solve(flow, theta0, N, substeps=substeps, tol=tol, max_sweeps=max_sweeps)
+    sol = paper_solve(flow, theta0, N, substeps=substeps, tol=tol, max_sweeps=max_sweeps,
+                      quadrature=quadrature)
     Kmax = (N - 1) // substeps
     ks = list(range(0, Kmax + 1, every))
     if ks[-1] != Kmax:
@@ -244,7 +298,8 @@ def run_paper_scheme(flow: NonlocalAdamFlow, theta0: torch.Tensor, *, steps: int
     return Trajectory(
         t=t, theta=theta, f=f, status=status, diverged_at=div_at, n_out=first_bad.long(),
         extras=extras, params=dict(params or {}),
-        stats={"sweeps": sol.sweeps, "residual": sol.residual, "converged": sol.converged.long()},
+        stats={"sweeps": sol.sweeps, "residual": sol.residual, "converged": sol.converged.long(),
+               "corrections": torch.full_like(sol.sweeps, sol.corrections)},
         meta={"model": flow.name, "landscape": flow.landscape.spec(), "scheme": "paper",
-              "substeps": substeps, "grid_points": N,
+              "substeps": substeps, "grid_points": N, "quadrature": quadrature_name(quadrature),
               "history": [hh.tolist() for hh in sol.history], **(meta or {})})

@@ -40,7 +40,8 @@ def problem(preset: str, command: str, scheme: str = "exact", **override):
     d.update(override)
     return Problem(landscape=d["landscape"], theta0=d["theta0"], alpha=list(d["alpha"]),
                    models=list(d["models"]), beta1=d["beta1"], beta2=d["beta2"], eps=d["eps"],
-                   u0=list(d.get("u0", [0.0])), scheme=scheme)
+                   u0=list(d.get("u0", [0.0])), scheme=scheme,
+                   quadrature=d.get("quadrature", "exact"))
 
 
 def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], title: str,

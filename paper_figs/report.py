@@ -17,6 +17,9 @@ from core.output import atomic_write_text
 
 STUDIES = ("refine", "basin", "velocity", "pl", "positivity")
 SCHEMES = ("paper", "exact")
+#: further result files of one scheme: the paper scheme with exact (piecewise-linear)
+#: convolutions beside the published quadrature (``refine-paper-linear.json``)
+VARIANTS = ("paper-linear",)
 #: PL violation counted as zero when <= VIOLATION_RTOL * (|A| + |B|) (round-off)
 VIOLATION_RTOL = 1e-9
 
@@ -30,7 +33,7 @@ def load(files: list[str]) -> dict[tuple[str, str], dict]:
             continue
         stem = base[:-5]
         for name in STUDIES:
-            for s in SCHEMES:
+            for s in SCHEMES + VARIANTS:
                 if stem == name + ("" if s == "exact" else f"-{s}"):
                     with open(f) as fh:
                         out[(name, s)] = json.load(fh)
@@ -98,26 +101,50 @@ def _refine(data, claims: Claims) -> list[str]:
     P, E = _both(data, "refine")
     if not P and not E:
         return []
+    L = data.get(("refine", "paper-linear"))
+    quad = (P or {}).get("quadrature", "exact")
+    quad = "exact conv." if quad == "exact" else quad
     lines = ["## alpha-refinement (refine)", "",
              "E_T = |theta_K - theta_c(T_used)| against discrete Adam (paper protocol); "
-             "gap = paper - exact.", ""]
+             f"paper = the published scheme with its memories by quadrature {quad}"
+             + ("; paper, linear = the same scheme with the exact convolutions of g piecewise "
+                "linear on each substep; quadrature effect = (paper - paper, linear) / paper, "
+                "linear" if L else "")
+             + "; gap = paper - exact.", ""]
     pr = _idx(P["rows"], "model", "u0", "alpha") if P else {}
     er = _idx(E["rows"], "model", "u0", "alpha") if E else {}
+    lr = _idx(L["rows"], "model", "u0", "alpha") if L else {}
     keys = sorted(set(pr) | set(er), key=lambda k: (k[0], -1e300 if k[1] is None else k[1], k[2]))
     rows = []
     for k in keys:
         p, e = pr.get(k, {}).get("E_T"), er.get(k, {}).get("E_T")
-        rows.append([k[0], u0s(k[1]), k[2], p, e, gap(p, e)])
-    lines += table(["model", "u0", "alpha", "E_T paper", "E_T exact", "gap"], rows)
+        row = [k[0], u0s(k[1]), k[2], p]
+        if L:
+            q = lr.get(k, {}).get("E_T")
+            d = gap(p, q)
+            row += [q, None if d is None or not q else d / q]
+        rows.append(row + [e, gap(p, e)])
+    head = ["model", "u0", "alpha", f"E_T paper ({quad})"]
+    if L:
+        head += ["E_T paper, linear", "quadrature effect"]
+    lines += table(head + ["E_T exact", "gap"], rows)
     ps = _idx(P["slopes"], "model", "u0") if P else {}
     es = _idx(E["slopes"], "model", "u0") if E else {}
+    ls = _idx(L["slopes"], "model", "u0") if L else {}
     skeys = sorted(set(ps) | set(es), key=lambda k: (k[0], -1e300 if k[1] is None else k[1]))
     rows = []
     for k in skeys:
         p, e = ps.get(k, {}).get("p_T"), es.get(k, {}).get("p_T")
-        rows.append([k[0], u0s(k[1]), p, e, gap(p, e)])
+        row = [k[0], u0s(k[1]), p]
+        if L:
+            q = ls.get(k, {}).get("p_T")
+            row += [q, gap(p, q)]
+        rows.append(row + [e, gap(p, e)])
     lines += ["Log-log slopes of E_T against alpha:", ""]
-    lines += table(["model", "u0", "p_T paper", "p_T exact", "gap"], rows)
+    head = ["model", "u0", f"p_T paper ({quad})"]
+    if L:
+        head += ["p_T paper, linear", "quadrature effect"]
+    lines += table(head + ["p_T exact", "gap"], rows)
 
     def closer(rows_by_key, a, u):
         f1 = rows_by_key.get(("adam-flow1", None, a), {}).get("E_T")

@@ -35,6 +35,7 @@ from core.method import ModelInfo
 from core.trajectory import Trajectory
 from discrete.fast import compiled_support
 from flows.fast.solve import fast_support
+from flows.paper_quadrature import parse_quadrature
 from flows.paper_scheme import SUBSTEPS, run_paper_scheme
 from flows.paper_scheme_2024 import run_paper2024
 from flows.simulate import output_grid, simulate
@@ -107,8 +108,13 @@ class Numerics:
     extra: dict[str, Any] = field(default_factory=dict)
     #: evaluation order of the discrete optimizers (:data:`ARITHMETICS`)
     arithmetic: str = "spec"
+    #: memories of the paper scheme: exact (piecewise-linear convolution) or glN (the published
+    #: N-node Gauss-Legendre rule on the cubic spline of theta, :mod:`flows.paper_quadrature`);
+    #: other schemes ignore it
+    quadrature: str = "exact"
 
     def validate(self) -> None:
+        parse_quadrature(self.quadrature)
         if self.arithmetic not in ARITHMETICS:
             raise ConfigError(f"unknown arithmetic {self.arithmetic!r} "
                               f"(choose from: {', '.join(ARITHMETICS)})")
@@ -333,7 +339,9 @@ def _run_paper(info, land, lanes, Ks, every, num, theta0) -> Trajectory:
                         device=device, **_hp_tensors(info, sub, dtype, device))
         sel = torch.tensor(idx, dtype=torch.long, device=device)
         return run_paper_scheme(flow, theta0[sel], steps=K, every=every, substeps=substeps,
-                                params=_params(info, sub))
+                                params=_params(info, sub), quadrature=nodes)
+
+    nodes = parse_quadrature(num.quadrature)
 
     return by_group(Ks, group)
 

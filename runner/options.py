@@ -108,6 +108,11 @@ def add_numerics_options(p: argparse.ArgumentParser, *, scheme_default: str = "e
                    help="flow absolute tolerance (default 1e-12; float32 1e-7)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float64", help="float64 or float32")
+    p.add_argument("--quadrature", default="exact",
+                   help="memories of --scheme paper: exact (default: the exact convolution of g "
+                        "piecewise linear on each substep) or glN, e.g. gl1000 (the published "
+                        "N-node Gauss-Legendre rule on the cubic spline of theta; the default of "
+                        "presets that reproduce a published table); other schemes ignore it")
     p.add_argument("--arithmetic", default="spec",
                    help="evaluation order of the discrete optimizers: spec (default: the SPEC "
                         "formulas as written; compiled engine) or torch (torch.optim's kernels, "
@@ -118,6 +123,7 @@ def numerics_from_args(args: argparse.Namespace, **extra: Any) -> Numerics:
     """The :class:`Numerics` of :func:`add_numerics_options`' options, validated."""
     num = Numerics(scheme=args.scheme, integrator=args.integrator, engine=args.engine, rtol=args.rtol, atol=args.atol,
                    device=args.device, dtype=args.dtype, extra=dict(extra),
-                   arithmetic=getattr(args, "arithmetic", "spec"))
+                   arithmetic=getattr(args, "arithmetic", "spec"),
+                   quadrature=getattr(args, "quadrature", "exact"))
     num.validate()
     return num

@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=list(_REFINE_EPOCHS), horizon=10.0, models=["adam-flow1", "adam-flow2"],
         u0=[-1.0, 0.0, 1.0, 2.0], **_ROS, commands=("refine", "velocity", "run"),
         overrides={"run": {"models": ["adam", "adam-flow1", "adam-flow2"]},
-                   "refine": {"protocol": "paper"}}),
+                   "refine": {"protocol": "paper", "quadrature": "gl1000"}}),
     "heredia2026-velocity": dict(
         description="2602.09101 velocity independence: c=1.5, flow2 u0 in {-1,1,2} vs u0=0, "
                     "delta=1, alphas as refine",

@@ -101,3 +101,29 @@ def test_report_reads_only_given_files(tmp_path):
     text = open(report.write_report(d, files)).read()
     assert "## PL bound" not in text and "## alpha-refinement" in text
     assert "## PL bound" in open(report.write_report(d)).read()
+
+
+def test_report_refine_quadrature_column(tmp_path):
+    """With refine-paper-linear.json beside refine-paper.json, the refine table shows both
+    quadratures and their relative difference; the paper column names its quadrature."""
+    d = str(tmp_path)
+    gl = _refine([0.2, 0.4], [0.1, 0.3])
+    gl["quadrature"] = "gl1000"
+    files = [_w(d, "refine-paper.json", gl),
+             _w(d, "refine-paper-linear.json", _refine([0.25, 0.4], [0.1, 0.3])),
+             _w(d, "refine.json", _refine([0.2, 0.4], [0.25, 0.3]))]
+    text = open(report.write_report(d, files)).read()
+    assert "| model | u0 | alpha | E_T paper (gl1000) | E_T paper, linear | quadrature effect |" \
+        " E_T exact | gap |" in text
+    # (0.2 - 0.25) / 0.25 = -0.2; gap paper - exact = 0
+    assert "| adam-flow1 | - | 0.01 | 0.2 | 0.25 | -0.2 | 0.2 | 0 |" in text
+    assert "| model | u0 | p_T paper (gl1000) | p_T paper, linear | quadrature effect |" in text
+
+
+def test_report_refine_without_linear_file_keeps_three_columns(tmp_path):
+    d = str(tmp_path)
+    files = [_w(d, "refine-paper.json", _refine([0.2, 0.4], [0.1, 0.3])),
+             _w(d, "refine.json", _refine([0.2, 0.4], [0.25, 0.3]))]
+    text = open(report.write_report(d, files)).read()
+    assert "| model | u0 | alpha | E_T paper (exact conv.) | E_T exact | gap |" in text
+    assert "quadrature effect" not in text
