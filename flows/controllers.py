@@ -122,10 +122,14 @@ class PIController(Controller):
         accept = err <= 1.0
         e = err.clamp(min=1e-10)
         q = float(self.q)
-        fac_acc = self.safety * e.pow(-self.beta1 / q) * err_prev.pow(self.beta2 / q)
+        # powers as exp(c log x): torch's pow with a fractional exponent rounds differently in its
+        # vectorised body and its scalar tail, which would tie a lane's step sizes to its position
+        # in the batch (exp and log agree in both)
+        fac_acc = self.safety * torch.exp((-self.beta1 / q) * torch.log(e)
+                                          + (self.beta2 / q) * torch.log(err_prev))
         fmax = torch.where(rejected_last, torch.ones_like(h), torch.full_like(h, self.fmax))
         fac_acc = torch.minimum(fac_acc.clamp(min=self.fmin), fmax)
-        fac_rej = (self.safety * e.pow(-1.0 / q)).clamp(min=self.fmin, max=1.0)
+        fac_rej = (self.safety * torch.exp((-1.0 / q) * torch.log(e))).clamp(min=self.fmin, max=1.0)
         fac_rej = torch.where(torch.isfinite(err), fac_rej, torch.full_like(h, self.fmin))
         h_next = h * torch.where(accept, fac_acc, fac_rej)
         err_prev = torch.where(accept, e.clamp(min=1e-4), err_prev)
