@@ -25,7 +25,9 @@ MODULES = ("paper_figs.trajectories", "paper_figs.trajectories_global", "paper_f
            "paper_figs.heredia2024_convex", "paper_figs.heredia2024_mse",
            "paper_figs.heredia2024_doublewell", "paper_figs.jump_adam", "paper_figs.polyak",
            "paper_figs.hill", "paper_figs.modified", "paper_figs.loss_landscape",
-           "paper_figs.dynamics", "paper_figs.refine_errors")
+           "paper_figs.dynamics", "paper_figs.refine_errors",
+           "paper_figs.velocity_independence", "paper_figs.pl_check",
+           "paper_figs.positivity_moments")
 
 #: reduced sizes for modules without a ``quick`` parameter
 QUICK_KWARGS = {"steps": 200}

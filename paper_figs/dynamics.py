@@ -74,7 +74,6 @@ def plot(d: dict, png: str) -> None:
     ax.plot(k, d["adam_theta"], **disc_kw)
     ax.axhline(1.0, color="0.5", lw=0.7, ls=":")
     ax.set_ylabel("position theta")
-    ax.legend(fontsize=8, loc="upper right")
     axes[0, 1].plot(k, d["u"], **flow_kw)
     axes[0, 1].set_ylabel("velocity theta' (per unit t)")
     axes[0, 2].plot(k, d["acceleration"], **flow_kw)
@@ -84,7 +83,6 @@ def plot(d: dict, png: str) -> None:
     ax.plot(k, d["m"], **flow_kw)
     ax.plot(k, d["adam_m"], **disc_kw)
     ax.set_ylabel("first moment m")
-    ax.legend(fontsize=8, loc="upper right")
     ax = axes[1, 1]
     ax.plot(k, _positive(d["v"]), **flow_kw)
     ax.plot(k, _positive(d["adam_v"]), **disc_kw)
@@ -110,6 +108,9 @@ def plot(d: dict, png: str) -> None:
         if ax is not axes[2, 0]:
             ax.set_xlabel("iteration k = t/alpha")
         ax.grid(True, alpha=0.3)
+    # one legend for the figure (every panel with discrete Adam draws the same two lines)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=9)
     fig.suptitle(TITLE, fontsize=10)
     save_figure(fig, png)
 

@@ -91,7 +91,10 @@ STYLE = {"discrete": dict(ls="-", lw=0.9, color="k"), "exact": dict(ls="-", lw=2
 
 
 def plot(res: dict, png: str) -> None:
-    fig, axes = plt.subplots(3, len(ALPHAS), figsize=(12, 11), squeeze=False)
+    from matplotlib.lines import Line2D
+
+    fig, axes = plt.subplots(3, len(ALPHAS), figsize=(12, 11), squeeze=False,
+                             layout="constrained")
     for j, ln in enumerate(res["lanes"]):
         a = ln["alpha"]
         for key, st in STYLE.items():
@@ -113,10 +116,15 @@ def plot(res: dict, png: str) -> None:
             ax.set_xlabel("iteration k = t / alpha")
             ax.set_title(f"alpha = {a:g}", fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+    # one legend for the figure: every panel draws the same curve kinds in the same styles
+    # (the distance row: each flow's distance to the discrete iterates in the flow's style)
+    names = {"discrete": "discrete Adam", "exact": "exact adam-flow1",
+             "paper2024": "paper2024 re-run (alpha 0.1 only)"}
+    drawn = [k for k in STYLE if any(k in ln["curves"] for ln in res["lanes"])]
+    fig.legend([Line2D([], [], **STYLE[k]) for k in drawn], [names[k] for k in drawn],
+               loc="outside lower center", ncol=len(drawn), fontsize=9)
     fig.suptitle(TITLE + "\nthin black: discrete Adam, thick: exact adam-flow1, dashed: paper2024 "
                  "re-run (alpha 0.1 only)", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, png)
 
 

@@ -199,25 +199,29 @@ STYLE = {"discrete": dict(ls="-", lw=0.9, alpha=0.6), "exact": dict(ls="-", lw=2
 
 def plot(res: dict, png: str) -> None:
     figs = list(FIGURES)
-    fig, axes = plt.subplots(len(figs), len(ALPHAS), figsize=(13, 4.6 * len(figs)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(figs), len(ALPHAS), figsize=(15, 4.6 * len(figs)),
+                             squeeze=False, layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, fno in enumerate(figs):
+        labels = []
         for j, alpha in enumerate(ALPHAS):
             ax = axes[i][j]
             sel = [ln for ln in res["lanes"] if ln["figure"] == fno and ln["alpha"] == alpha]
             for ci, ln in enumerate(sel):
                 c = colors[ci % len(colors)]
                 _common.draw_lane(ax, ln, c, STYLE, limit=ln["K"])
+                if (ln["label"], c) not in labels:
+                    labels.append((ln["label"], c))
             ax.set_yscale("log")
             ax.set_title(f"figure {fno}, alpha = {alpha:g}", fontsize=9)
             ax.set_xlabel("iteration k = t / alpha")
             ax.set_ylabel("loss f(theta_k)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=5.5, ncol=2)
+        # one legend per row (its panels share the lanes), beside the row, not over its curves
+        _common.row_legend(axes[i][-1], labels, {k: v for k, v in STYLE.items()
+                                                  if any(k in ln["curves"] for ln in res["lanes"])})
     fig.suptitle(TITLE + "\nsolid thin: discrete, solid thick: exact flow, dashed: paper2024 "
                  "re-run (alpha 0.1 only), o / x: published nonlocal / discrete", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, png)
 
 

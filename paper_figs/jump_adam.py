@@ -51,7 +51,11 @@ def _shade(ax, spans) -> None:
 
 
 def _phases_figure(results: list[dict], png: str) -> None:
-    fig, axes = plt.subplots(len(results), 3, figsize=(14, 3.0 * len(results)), squeeze=False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(len(results), 3, figsize=(14, 3.0 * len(results) + 0.5),
+                             squeeze=False, layout="constrained")
     for row, res in zip(axes, results):
         ja = res["jumpadam"]
         for ax in row:
@@ -61,7 +65,6 @@ def _phases_figure(results: list[dict], png: str) -> None:
             row[0].semilogy(res[model]["k"], gap, label=LABELS[model], lw=1.2, **style)
         row[0].set_ylabel("f - f* (floor 1e-16)" if "mlp" not in res["landscape"] else "loss (MSE)")
         row[0].set_title(res["label"], fontsize=10)
-        row[0].legend(loc="upper right", fontsize=8)
         row[1].plot(ja["k"], ja["gate"], color="C3", lw=0.8)
         row[1].set_ylim(-0.05, 1.05)
         row[1].set_ylabel("open-gate fraction")
@@ -70,9 +73,15 @@ def _phases_figure(results: list[dict], png: str) -> None:
         row[2].set_ylabel("mean |step| / |Adam step|")
         for ax in row:
             ax.set_xlabel("step k")
+    # one legend for the figure: the two optimizers of the first column and the phase shading
+    handles = [Line2D([], [], color="C0", lw=1.2), Line2D([], [], color="C3", lw=1.2)]
+    labels = [LABELS["adam"], LABELS["jumpadam"]]
+    for phase, c in PHASE_COLORS.items():
+        handles.append(Patch(color=c, lw=0))
+        labels.append(f"{phase} phase (Jump Adam)")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=9)
     fig.suptitle("Jump Adam phases (shaded from its data, 50-step window: grey chaos = gate closed, "
                  "orange warp = multiplier > 2, green converged = |g| < 1e-8)", fontsize=11)
-    fig.tight_layout()
     save_figure(fig, png)
     plt.close(fig)
 

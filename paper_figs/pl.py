@@ -75,7 +75,7 @@ def alpha_sweep(scheme: str, *, quick: bool = False, progress=lambda msg: None,
 
 
 def plot_sweep(sweep: dict, png: str, title: str) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     models = []
     for r in sweep["rows"]:
@@ -97,10 +97,15 @@ def plot_sweep(sweep: dict, png: str, title: str) -> None:
         ax.set_xlabel("alpha")
         ax.set_ylabel(q)
         ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+    # one legend for the four panels (the same models in each)
+    handles = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncol=len(handles), fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     save_figure(fig, png)
 
 

@@ -519,6 +519,141 @@ def data_refine_errors(files):
         assert s["p_f"] == pytest.approx(math.log(f1 / f0) / math.log(a1 / a0), rel=1e-9)
 
 
+def _lanes_of(path, *keys):
+    """Long CSV rows grouped by the values of ``keys`` (as written)."""
+    out = defaultdict(list)
+    for r in read_csv(path):
+        out[tuple(r[k] for k in keys)].append(r)
+    return out
+
+
+def data_velocity_independence(files):
+    by = {os.path.basename(f): f for f in files}
+    doc = load_json(by["velocity-independence.json"])
+    st = doc["setting"]
+    delta, u0s = st["delta"], st["u0s"]
+    assert delta == 1.0 and u0s == [-1.0, 0.0, 1.0, 2.0] and st["model"] == "adam-flow2"
+    assert st["fstar"] == 0.0 and st["theta0"] == [-1.5]
+    alphas = [a["alpha"] for a in doc["alphas"]]
+    if st["quick"]:
+        assert alphas == MODS["velocity-independence"].QUICK["alpha"]
+    else:
+        assert alphas == presets.command_defaults(st["preset"], "velocity")["alpha"]
+    lanes = _lanes_of(by["velocity-independence.csv"], "alpha", "u0")
+    assert len(lanes) == len(doc["lanes"]) == len(alphas) * len(u0s)
+    summary = {(ln["alpha"], ln["u0"]): ln for ln in doc["lanes"]}
+    curves = {}
+    for (a, u0), rows in lanes.items():
+        a, u0 = float(a), float(u0)
+        ln = summary[(a, u0)]
+        assert ln["status"] == "ok"
+        ks = [int(r["k"]) for r in rows]
+        assert ks[0] == 0 and ks[-1] == ln["K"] and all(x < y for x, y in zip(ks, ks[1:]))
+        t, th, u, ph = ([num(r[c]) for r in rows] for c in ("t", "theta", "u", "phi"))
+        for k, tk, x, p in zip(ks, t, th, ph):
+            assert tk == pytest.approx(k * a, rel=1e-9, abs=1e-12)
+            assert p == pytest.approx(rb1d(x, 1.5), rel=1e-9, abs=1e-12)
+        assert th[0] == -1.5 and u[0] == u0
+        curves[(a, u0)] = (t, th, u, ph)
+    for (a, u0), ln in summary.items():
+        t, th, u, ph = curves[(a, u0)]
+        _, th0, uu0, ph0 = curves[(a, 0.0)]
+        after = [j for j, x in enumerate(t) if x >= delta - 1e-12]
+        dth = [abs(x - y) for x, y in zip(th, th0)]
+        du = [abs(x - y) for x, y in zip(u, uu0)]
+        assert ln["sup_theta_all"] == pytest.approx(max(dth), abs=1e-15)
+        assert ln["sup_theta_after"] == pytest.approx(max(dth[j] for j in after), abs=1e-15)
+        assert ln["sup_u_after"] == pytest.approx(max(du[j] for j in after), abs=1e-15)
+        if u0 == 0.0:
+            continue
+        # the initial velocity is forgotten after the layer: theta' differs by |u0| at t = 0 and
+        # by a few percent of it after delta; theta keeps an O(alpha u0) shift
+        assert ln["sup_u_all"] == pytest.approx(abs(u0), rel=1e-12)
+        assert ln["sup_u_after"] < 0.1 * abs(u0)
+        assert 0 < ln["sup_theta_after"] <= ln["sup_theta_all"] <= 4 * a * abs(u0)
+    for u0 in (-1.0, 1.0, 2.0):                 # the shift shrinks with alpha (largest vs smallest)
+        assert summary[(alphas[0], u0)]["sup_theta_after"] < \
+            summary[(alphas[-1], u0)]["sup_theta_after"]
+    return doc
+
+
+#: SPEC §5: the PL numbers of discrete Adam on c = 0, theta0 = -1.5, alpha = 1e-3, 6000 iterates
+SPEC_PL_ADAM = {"B": 1.352e-3, "omega": 2.333, "A": 13.05}
+
+
+def data_pl_check(files):
+    by = {os.path.basename(f): f for f in files}
+    doc = load_json(by["pl-check.json"])
+    st = doc["setting"]
+    delta = st["delta"]
+    assert delta == 1.0 and st["alpha"] == 1e-3
+    assert st["steps"] == (MODS["pl-check"].QUICK_STEPS if st["quick"] else 5999)
+    assert [ln["label"] for ln in doc["lanes"]] == ["adam", "adam-flow2 u0=1"]
+    for ln in doc["lanes"]:
+        pl = ln["pl"]
+        assert ln["status"] == "ok" and pl["ok"] and ln["n_violations"] == 0
+        B, omega, A = num(pl["B"]), num(pl["omega"]), num(pl["A"])
+        assert B > 0 and omega > 0 and A > 0 and doc["numbers"][ln["label"]]["A"] == A
+        s, env = ln["s"], ln["env"]
+        assert len(s) == len(env) == len(ln["bound"]) == len(ln["excess"]) == st["steps"] + 1
+        top = max(num(e) for e in env)
+        for si, e, b, x in zip(s, env, ln["bound"], ln["excess"]):
+            if si < delta:
+                assert b is None and x is None                 # NaN before delta
+                continue
+            assert num(b) == pytest.approx(A * math.exp(-omega * (si - delta)) + B, rel=1e-12)
+            assert num(x) == pytest.approx(num(e) - num(b), abs=1e-12 * top)
+            assert num(x) <= 1e-12 * top                       # env stays under the bound
+        assert abs(num(pl["violation"])) <= 1e-12 * top
+        assert num(ln["excess"][ln["touch"]]) == pytest.approx(0.0, abs=1e-12 * top)
+    lo, hi = doc["zoom"]
+    first = doc["lanes"][0]
+    assert delta <= lo <= first["s"][first["touch"]] <= hi
+    # the two models agree, and discrete Adam reproduces SPEC §5 on the full run
+    a, f = (doc["lanes"][i]["pl"] for i in (0, 1))
+    for q in ("B", "omega", "A"):
+        assert f[q] == pytest.approx(a[q], rel=0.05)
+        if not st["quick"]:
+            assert a[q] == pytest.approx(SPEC_PL_ADAM[q], rel=0.02)
+    return doc
+
+
+def data_positivity_moments(files):
+    by = {os.path.basename(f): f for f in files}
+    doc = load_json(by["positivity-moments.json"])
+    st = doc["setting"]
+    assert (st["beta1"], st["beta2"], st["alpha"]) == (0.5, 0.2, 1e-2)
+    steps = st["steps"]
+    assert steps == (MODS["positivity-moments"].QUICK_STEPS if st["quick"] else 269)
+    lo, hi = doc["inset"]
+    assert 0 <= lo < hi <= steps
+    if not st["quick"]:
+        assert doc["inset"] == [230, 250]
+    keys = [(ln["model"], ln["u0"]) for ln in doc["lanes"]]
+    assert keys == [("adam", None), ("adam-flow1", None), ("adam-flow2", 0.0), ("adam-flow2", 1.0)]
+    lanes = _lanes_of(by["positivity-moments.csv"], "model", "u0")
+    assert len(lanes) == 4
+    for ln in doc["lanes"]:
+        rows = lanes[(ln["model"], "" if ln["u0"] is None else str(ln["u0"]))]
+        assert ln["status"] == "ok" and ln["n_samples"] == len(rows) == steps + 1
+        assert [int(r["k"]) for r in rows] == list(range(steps + 1))
+        th, f, m, v = ([num(r[c]) for r in rows] for c in ("theta", "f", "m", "v"))
+        assert th[0] == -1.5 and m[0] == 0.0 == v[0]
+        for r, x, fx in zip(rows, th, f):
+            assert num(r["t"]) == pytest.approx(int(r["k"]) * 1e-2, rel=1e-9, abs=1e-12)
+            assert fx == pytest.approx(rb1d(x, 1.5), rel=1e-9, abs=1e-12)
+        assert th[-1] > th[0] + 0.5                             # the lane moved towards theta* = 1
+        if not st["quick"]:
+            assert abs(th[-1] - 1.0) < 0.1                      # and reached it
+        # min v is computed from the run (the curves written), not assumed
+        assert ln["min_v"] == pytest.approx(min(v), abs=1e-15)
+        assert ln["min_v_after_start"] == pytest.approx(min(v[1:]), abs=1e-15)
+        assert ln["v_negative"] == (min(v) < 0)
+        assert ln["condition_applicable"] and 0 <= ln["condition_holds_count"] <= steps + 1
+    adam = lanes[("adam", "")]
+    assert min(num(r["v"]) for r in adam) >= 0 and not doc["lanes"][0]["v_negative"]
+    return doc
+
 DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajectories_global,
         "basin": data_basin, "refine": data_refine, "velocity": data_velocity, "pl": data_pl,
         "positivity": data_positivity, "heredia2024-convex": data_heredia2024_convex,
@@ -526,7 +661,9 @@ DATA = {"trajectories": data_trajectories, "trajectories-global": data_trajector
         "heredia2024-doublewell": data_heredia2024_doublewell, "jump": data_jump,
         "polyak": data_polyak, "hill": data_hill, "modified": data_modified,
         "loss-landscape": data_loss_landscape, "dynamics": data_dynamics,
-        "refine-errors": data_refine_errors}
+        "refine-errors": data_refine_errors,
+        "velocity-independence": data_velocity_independence, "pl-check": data_pl_check,
+        "positivity-moments": data_positivity_moments}
 
 
 # -- tests ------------------------------------------------------------------------------------------
