@@ -46,7 +46,13 @@ from core.hyper import check_alpha, resolve_device, resolve_dtype
 from core.output import save_figure
 from flows.paper_quadrature import parse_quadrature
 from flows.paper_scheme import SUBSTEPS, paper_solve
-from runner.experiment import Numerics, run_lanes
+from runner.experiment import (
+    Numerics,
+    conditioning_label,
+    conditioning_threshold,
+    final_sensitivity,
+    run_lanes,
+)
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.registry import get_model, methods
@@ -152,13 +158,20 @@ def run_discrete_reference(info, land, theta0: list[float], alphas: list[float],
                            bar=None) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
     """alpha -> (theta (K+1, n), f (K+1,)) of the discrete reference: one batched run, each lane
     stopping after its own K."""
-    lanes = [{"theta0": theta0, **model_hyper(info, alpha=a, beta1=beta1, beta2=beta2, eps=eps,
-                                              hyper=hyper, jump_rate=jump_rate)}
-             for a in alphas]
+    lanes = reference_lanes(info, theta0, alphas, beta1=beta1, beta2=beta2, eps=eps, hyper=hyper,
+                            jump_rate=jump_rate)
     traj = run_lanes(info, land, lanes, Ks, numerics=numerics).to("cpu")
     if bar is not None:
         bar.update(1)
     return {a: (traj.theta[i, :K + 1], traj.f[i, :K + 1]) for i, (a, K) in enumerate(zip(alphas, Ks))}
+
+
+def reference_lanes(info, theta0: list[float], alphas: list[float], *, beta1: float, beta2: float,
+                    eps: float, hyper: dict[str, float] | None = None,
+                    jump_rate: float | None = None) -> list[dict[str, Any]]:
+    """The discrete reference's lanes, one per alpha."""
+    return [{"theta0": theta0, **model_hyper(info, alpha=a, beta1=beta1, beta2=beta2, eps=eps,
+                                             hyper=hyper, jump_rate=jump_rate)} for a in alphas]
 
 
 def run_flow_lanes(info, land, theta0: list[float], lanes: list[dict[str, float]],
@@ -205,7 +218,7 @@ def resolve_jump_rate(infos, hyper: dict[str, float], jump_rate: float | None) -
 
 def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
            horizon: float | None = None, reference: str = "adam", jump_rate: float | None = None,
-           progress: bool = False) -> dict[str, Any]:
+           progress: bool = False, conditioning: bool = True) -> dict[str, Any]:
     """Run the alpha-refinement study.
 
     Args:
@@ -222,9 +235,17 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
             t = k alpha = k jump_lr / R of SPEC §3.4); default 1 when a model declares jump_lr
             and ``problem.hyper`` fixes none.
         progress: show a tqdm bar on stderr.
+        conditioning: estimate every row's forward sensitivity |d theta(T)/d theta0| of the flow
+            lane (exact scheme) and of the discrete reference lane
+            (:func:`runner.experiment.final_sensitivity`); a row where either exceeds its
+            threshold (:func:`runner.experiment.conditioning_threshold`) is ``ill-conditioned``:
+            it stays in ``rows`` and is listed in ``ill_conditioned``, but not used in the slope
+            fits (its E_T is not a trustworthy number at the requested accuracy).
 
-    Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status}], "slopes": [{model, u0,
-    p_T, p_f, p_sup, ci_T, ci_f, ci_sup}], ...}`` (u0 None for models without it; non-finite errors None).
+    Returns ``{"rows": [{alpha, model, u0, T, K, E_T, E_f, E_sup, status, sensitivity,
+    sensitivity_reference, conditioning}], "slopes": [{model, u0, p_T, p_f, p_sup, ci_T, ci_f,
+    ci_sup}], "ill_conditioned": [...], ...}`` (u0 None for models without it; non-finite errors
+    None; sensitivities None and conditioning "not estimated" where not computed).
     """
 
     if protocol not in PROTOCOLS:
@@ -258,6 +279,13 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                                       beta2=problem.beta2, eps=problem.eps,
                                       numerics=numerics, hyper=hyper, jump_rate=jump_rate,
                                       bar=bar)
+        S_ref = {}
+        if conditioning:
+            rl = reference_lanes(ref, theta0, alphas, beta1=problem.beta1, beta2=problem.beta2,
+                                 eps=problem.eps, hyper=hyper, jump_rate=jump_rate)
+            S = final_sensitivity(ref, land, rl, steps=Ks, numerics=numerics)
+            S_ref = {a: float(S[i]) for i, a in enumerate(alphas)}
+        thr_ref = conditioning_threshold(ref, numerics, dtype)
         rows: list[dict[str, Any]] = []
         for info in infos:
             lane_u0 = u0s if _uses_u0(info) else [None]
@@ -278,6 +306,10 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                     meta.append((a, u, T_used, K, krows, trow))
                     grids.append(grid)
             traj = run_flow_lanes(info, land, theta0, lanes, grids, numerics=numerics)
+            S_flow = (final_sensitivity(info, land, [{"theta0": theta0, **ln} for ln in lanes],
+                                        times=[m[2] for m in meta], numerics=numerics).tolist()
+                      if conditioning else [None] * len(lanes))
+            thr = conditioning_threshold(info, numerics, dtype)
             for b, (a, u, T_used, K, krows, trow) in enumerate(meta):
                 th_d, f_d = disc[a]
                 kr = torch.tensor(krows)
@@ -290,10 +322,19 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
                     "alpha": a, "model": info.name, "u0": u, "T": T_used, "K": K,
                     "E_T": _f(_norm(th_d[K] - th_T)), "E_f": _f((f_d[K] - f_T).abs()),
                     "E_sup": _f(e_sup), "status": traj.status_label(b),
+                    **_conditioning(S_flow[b], thr, S_ref.get(a), thr_ref),
                 })
             bar.update(1)
     finally:
         bar.close()
+    if conditioning:
+        for r in rows:                      # paper-scheme rows: the reference's part only
+            r.setdefault("sensitivity", None)
+            if "conditioning" not in r:
+                r.update(_conditioning(None, math.inf, S_ref.get(r["alpha"]), thr_ref))
+    ill = [{k: r[k] for k in ("model", "u0", "alpha", "sensitivity", "sensitivity_reference")}
+           for r in rows if r.get("conditioning") == "ill-conditioned"]
+    fit_rows = [r for r in rows if r.get("conditioning") != "ill-conditioned"]
     elapsed = time.perf_counter() - started
     return {
         "study": "refine", "protocol": protocol, "reference": reference, "scheme": problem.scheme,
@@ -301,8 +342,23 @@ def refine(problem, *, protocol: str = "clean", epochs: list[int] | None = None,
         "landscape": land.spec(), "theta0": theta0, "beta1": problem.beta1, "beta2": problem.beta2,
         "eps": problem.eps, "epochs": None if epochs is None else list(epochs), "horizon": horizon,
         "hyper": hyper, "jump_rate": jump_rate,
-        "rows": rows, "slopes": fit_slopes(rows), "runtime_s": elapsed,
+        "rows": rows, "slopes": fit_slopes(fit_rows), "ill_conditioned": ill,
+        "conditioning_thresholds": {"flow": conditioning_threshold(infos[0], numerics, dtype)
+                                    if infos else None, "reference": thr_ref}
+        if conditioning else None,
+        "runtime_s": elapsed,
     }
+
+
+def _conditioning(S_flow, thr_flow, S_ref, thr_ref) -> dict[str, Any]:
+    """Row fields: the two sensitivities (None where not estimated) and the verdict."""
+    if S_flow is None and S_ref is None:
+        return {"sensitivity": None, "sensitivity_reference": None, "conditioning": "not estimated"}
+    bad = any(S is not None and conditioning_label(S, t) != "ok"
+              for S, t in ((S_flow, thr_flow), (S_ref, thr_ref)))
+    fin = lambda S: None if S is None or not math.isfinite(S) else S  # noqa: E731
+    return {"sensitivity": fin(S_flow), "sensitivity_reference": fin(S_ref),
+            "conditioning": "ill-conditioned" if bad else "ok"}
 
 
 def paper_scheme_rows(info, land, theta0, alphas, times, lane_u0, disc, *, protocol, epochs,

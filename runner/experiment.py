@@ -32,7 +32,7 @@ import landscapes
 from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
 from core.method import ModelInfo
-from core.trajectory import Trajectory
+from core.trajectory import Status, Trajectory
 from discrete.fast import compiled_support
 from flows.fast.solve import fast_support
 from flows.paper_quadrature import parse_quadrature
@@ -384,8 +384,10 @@ class RunSpec:
 
     def __init__(self, landscape, models: list[str], theta0: list[list[float]], *,
                  steps: int | None = None, horizon: float | None = None, every: int = 1,
-                 **options: Any) -> None:
+                 sensitivity: bool = False, **options: Any) -> None:
         self.landscape = landscape
+        #: also estimate each lane's |d theta(T)/d theta0| (:func:`final_sensitivity`)
+        self.sensitivity = bool(sensitivity)
         self.models = list(models)
         self.theta0 = theta0
         self.steps = steps
@@ -413,7 +415,8 @@ class RunSpec:
         raise AttributeError(name)
 
     def replace(self, **changes: Any) -> "RunSpec":
-        kw: dict[str, Any] = dict(steps=self.steps, horizon=self.horizon, every=self.every)
+        kw: dict[str, Any] = dict(steps=self.steps, horizon=self.horizon, every=self.every,
+                                  sensitivity=self.sensitivity)
         kw.update({k: getattr(self.numerics, k) for k in self.NUMERICS})
         kw.update({k: v for k, v in self.hyper.items() if v is not None})
         base = dict(landscape=self.landscape, models=self.models, theta0=self.theta0)
@@ -501,9 +504,71 @@ def run(spec: RunSpec) -> list[tuple[ModelInfo, Trajectory]]:
     for info in (get_model(m) for m in spec.models):
         lanes = lanes_for(info, spec)
         Ks = [steps_for(spec, ln["alpha"]) for ln in lanes]
-        out.append((info, run_lanes(info, land, lanes, Ks, every=spec.every,
-                                    numerics=spec.numerics)))
+        traj = run_lanes(info, land, lanes, Ks, every=spec.every, numerics=spec.numerics)
+        if spec.sensitivity:
+            S = final_sensitivity(info, land, lanes, steps=Ks, numerics=spec.numerics)
+            traj.meta["sensitivity"] = S.tolist()
+            traj.meta["conditioning_threshold"] = conditioning_threshold(
+                info, spec.numerics, spec.numerics.torch_dtype)
+        out.append((info, traj))
     return out
+
+
+# -- conditioning ---------------------------------------------------------------------------------
+
+#: relative size of the theta0 perturbation of :func:`final_sensitivity` (times max(1, |theta0|))
+SENSITIVITY_STEP = 1e-8
+
+
+def conditioning_threshold(info: ModelInfo, numerics: Numerics, dtype: torch.dtype) -> float:
+    """The sensitivity above which a lane's final state is ill-conditioned: 1/sqrt(u), with u the
+    accuracy asked of the lane (a flow: the integrator's rtol; a discrete method: the unit roundoff
+    of the dtype). A perturbation at that accuracy then grows past sqrt(u): fewer than half the
+    requested digits of theta(T) can be trusted."""
+    u = numerics.tolerances(dtype)[0] if info.kind == "flow" else torch.finfo(dtype).eps
+    return 1.0 / math.sqrt(u)
+
+
+def final_sensitivity(info: ModelInfo, land, lanes: list[dict[str, Any]], *,
+                      steps: list[int] | None = None, times: list[float] | None = None,
+                      numerics: Numerics | None = None) -> torch.Tensor:
+    """Forward-sensitivity estimate |d theta(T)/d theta0| per lane (B,) float64, by central
+    differences: every lane run again from theta0 +- d e (e = (1, ..., 1)/sqrt(n), d =
+    SENSITIVITY_STEP max(1, |theta0|_inf)) in one batch, S = |theta_+(T) - theta_-(T)| / (2 d).
+    Lanes are batch invariant (bit for bit on the compiled engine), so the difference is the
+    model's, not the batch's. ``steps``: a discrete method's (or a flow's) step counts K (T = K
+    alpha); ``times``: a flow's horizons T. inf where a perturbed lane does not finish (diverged)."""
+    land = _landscape(land)
+    pert, Ks, grids, ds = [], [], [], []
+    for b, ln in enumerate(lanes):
+        th = [float(x) for x in ln["theta0"]]
+        d = SENSITIVITY_STEP * max(1.0, max(abs(x) for x in th))
+        e = 1.0 / math.sqrt(len(th))
+        ds.append(d)
+        for sgn in (1.0, -1.0):
+            pert.append({**ln, "theta0": [x + sgn * d * e for x in th]})
+            if times is not None:
+                grids.append([0.0, float(times[b])])
+                Ks.append(0)
+            else:
+                Ks.append(int(steps[b]))
+    idx = [b for b in range(len(lanes)) for _ in range(2)]
+    sub = _lane_subset(land, idx, len(lanes)) if land.n_lanes() is not None else land
+    if times is not None:
+        num = dataclasses.replace(numerics or Numerics(), scheme="exact")
+        tr = run_lanes(info, sub, pert, Ks, grids=grids, numerics=num)
+    else:
+        tr = run_lanes(info, sub, pert, Ks, every=max(1, max(Ks)), numerics=numerics)
+    last = (tr.n_out - 1).clamp(min=0)
+    fin = tr.theta[torch.arange(len(pert)), last].to("cpu", torch.float64)            # (2B, n)
+    ok = (tr.status.cpu() == int(Status.OK)) & torch.isfinite(fin).all(-1)
+    diff = torch.linalg.vector_norm(fin[0::2] - fin[1::2], dim=-1)
+    S = diff / (2.0 * torch.tensor(ds, dtype=torch.float64))
+    return torch.where(ok[0::2] & ok[1::2], S, torch.full_like(S, math.inf))
+
+
+def conditioning_label(S: float, threshold: float) -> str:
+    return "ok" if math.isfinite(S) and S <= threshold else "ill-conditioned"
 
 
 # -- serialisation ---------------------------------------------------------------------------------
@@ -542,6 +607,10 @@ def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, 
                      for name, v in traj.stats.items()}
             if stats:
                 rec["stats"] = stats
+            if "sensitivity" in traj.meta:
+                S = traj.meta["sensitivity"][b]
+                rec["sensitivity"] = S if math.isfinite(S) else None
+                rec["conditioning"] = conditioning_label(S, traj.meta["conditioning_threshold"])
             for name in info.signed_records:
                 if f"min_{name}" in stats:
                     rec[f"min_{name}"] = stats[f"min_{name}"]
