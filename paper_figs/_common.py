@@ -44,6 +44,16 @@ def problem(preset: str, command: str, scheme: str = "exact", **override):
                    quadrature=d.get("quadrature", "exact"))
 
 
+#: result keys that change from run to run (wall times); figure data leave them out so that a
+#: figure set is reproducible byte for byte (``adamflow figs --resume`` relies on it)
+VOLATILE = ("runtime_s",)
+
+
+def reproducible(result: dict) -> dict:
+    """``result`` without its :data:`VOLATILE` keys."""
+    return {k: v for k, v in result.items() if k not in VOLATILE}
+
+
 def plot_compare(results: dict, png: str, *, key: str, group: tuple[str, ...], title: str,
                  logy: bool = True) -> None:
     """``results[scheme]["rows"][key]`` vs alpha (log x), one line per ``group`` value and scheme:

@@ -9,14 +9,17 @@ exact model) from the JSON files written in the same run.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import json
 import os
 import time
 
 from tqdm import tqdm
 
 from core.errors import ConfigError
+from core.output import atomic_write_text
 from paper_figs import report
 
 #: figure modules, in build order
@@ -65,8 +68,50 @@ def make_kwargs(mod, *, scheme: str = "exact", quick: bool = False) -> dict:
     return kw
 
 
+#: the progress manifest of a figure set, in its output folder
+PROGRESS = ".figs-progress.json"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_progress(out: str, config: dict) -> dict[str, list[str]]:
+    """Modules finished by an earlier run of the same configuration whose files are all still
+    there unchanged: name -> files."""
+    try:
+        with open(os.path.join(out, PROGRESS)) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if doc.get("config") != config:
+        return {}
+    done = {}
+    for name, files in doc.get("done", {}).items():
+        paths = {os.path.join(out, f): h for f, h in files.items()}
+        if all(os.path.isfile(f) and _sha256(f) == h for f, h in paths.items()):
+            done[name] = list(paths)
+    return done
+
+
+def _save_progress(out: str, config: dict, done: dict[str, dict[str, str]]) -> None:
+    atomic_write_text(os.path.join(out, PROGRESS),
+                      json.dumps({"config": config, "done": done}, indent=1, sort_keys=True) + "\n")
+
+
 def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool = False,
-         scheme: str = "both", quick: bool = False) -> list[str]:
+         scheme: str = "both", quick: bool = False, resume: bool = False) -> list[str]:
+    """Draw the figures ``only`` (default all) into ``out`` and write the report.
+
+    After each module its files and their SHA-256 are recorded in ``out/.figs-progress.json``
+    (atomically). ``resume``: modules that an earlier run of the same configuration (scheme,
+    quick) finished, with their files unchanged, are not drawn again; a run killed in the middle
+    of a module redraws that module. Every figure module is deterministic, so a resumed set is
+    byte for byte the set of an uninterrupted run."""
     if scheme not in ("exact", "paper", "both"):
         raise ConfigError(f"unknown scheme {scheme!r} (choose from: exact, paper, both)")
     mods = figure_modules()
@@ -78,14 +123,27 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
         names = [n for n in names if n in only]
     kwargs = {n: make_kwargs(mods[n], scheme=scheme, quick=quick) for n in names}
     os.makedirs(out, exist_ok=True)
+    config = {"scheme": scheme, "quick": bool(quick)}
+    finished = _load_progress(out, config) if resume else {}
+    def hashes(files):                  # names relative to out: the manifest moves with it
+        return {os.path.relpath(f, out): _sha256(f) for f in files}
+
+    done = {n: hashes(files) for n, files in finished.items()}
     written: list[str] = []
     bar = tqdm(names, desc="figures", unit="fig", disable=quiet)
     for name in bar:
         bar.set_postfix_str(name)
+        if name in finished:
+            written += finished[name]
+            if not quiet:
+                tqdm.write(f"{name}: done in an earlier run ({len(finished[name])} files)")
+            continue
         t0 = time.perf_counter()
         files = mods[name].make(out, progress=(lambda msg: bar.set_postfix_str(f"{name}: {msg}")),
                                 **kwargs[name])
         written += files
+        done[name] = hashes(files)
+        _save_progress(out, config, done)
         if not quiet:
             tqdm.write(f"{name}: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
 

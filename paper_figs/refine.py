@@ -43,7 +43,7 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
         progress("plotting")
         png, js = _common.path(out_dir, NAME, s, "png"), _common.path(out_dir, NAME, s, "json")
         plot_refine(result, png)
-        write_json(result, js)
+        write_json(_common.reproducible(result), js)
         files += [png, js]
         results[s] = result
         if s == "paper" and problem.quadrature != "exact":
@@ -54,7 +54,7 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
             lin = refine(problem, protocol=PROTOCOL, epochs=epochs, horizon=d["horizon"])
             lin["preset"] = PRESET
             js = _common.path(out_dir, NAME, LINEAR, "json")
-            write_json(lin, js)
+            write_json(_common.reproducible(lin), js)
             files.append(js)
     if len(results) == 2:
         png = _common.path(out_dir, NAME, "both", "png")

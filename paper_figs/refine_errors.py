@@ -71,5 +71,5 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False) -> list[s
     progress("plotting")
     png, js = (os.path.join(out_dir, f"{NAME}.{e}") for e in ("png", "json"))
     plot(res, png)
-    write_json(res, js)
+    write_json(_common.reproducible(res), js)
     return [png, js]

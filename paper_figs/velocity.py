@@ -35,7 +35,7 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
         progress("plotting")
         png, js = _common.path(out_dir, NAME, s, "png"), _common.path(out_dir, NAME, s, "json")
         plot_velocity(result, png)
-        write_json(result, js)
+        write_json(_common.reproducible(result), js)
         files += [png, js]
         results[s] = result
     if len(results) == 2:
