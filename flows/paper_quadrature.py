@@ -38,7 +38,6 @@ import re
 import numpy as np
 import torch
 from numba import njit, prange
-from scipy.interpolate import CubicSpline
 
 from core.errors import ConfigError
 from flows.kernels import SecondOrderKernel
@@ -80,6 +79,8 @@ def spline_coefficients(theta: torch.Tensor) -> np.ndarray:
     """Not-a-knot cubic spline of theta (B, N, n) in the index coordinate: (B, n, 4, N-1) float64,
     Theta(i + d) = ((c0 d + c1) d + c2) d + c3 on [i, i + 1] (scipy ``CubicSpline`` layout; the
     end cubics extend beyond the grid). N = 2 gives the line, N = 3 the parabola (scipy's rule)."""
+    from scipy.interpolate import CubicSpline
+
     th = theta.detach().to("cpu", torch.float64).numpy()
     B, N, n = th.shape
     y = np.moveaxis(th, 1, 0).reshape(N, B * n)

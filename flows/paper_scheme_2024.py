@@ -41,7 +41,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 
 from core.trajectory import Status, Trajectory
 from flows.simulate import trajectory_values
@@ -72,6 +71,8 @@ class _Interpolant:
         self.t0, self.h, self.N = float(t[0]), float(alpha), len(t)
         self.t = t
         if self.N >= 2:
+            from scipy.interpolate import CubicSpline
+
             sp = CubicSpline(t, y, axis=0, bc_type="not-a-knot", extrapolate=True)
             self.c = sp.c                                       # (4, N-1, n)
         else:

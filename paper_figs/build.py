@@ -14,10 +14,12 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import time
 
 from tqdm import tqdm
 
+from core import text_layout
 from core.errors import ConfigError
 from core.output import atomic_write_text
 from paper_figs import report
@@ -98,9 +100,21 @@ def _load_progress(out: str, config: dict) -> dict[str, list[str]]:
     return done
 
 
-def _save_progress(out: str, config: dict, done: dict[str, dict[str, str]]) -> None:
+def _load_overlaps(out: str) -> dict[str, dict]:
+    try:
+        with open(os.path.join(out, PROGRESS)) as fh:
+            return json.load(fh).get("overlaps", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_progress(out: str, config: dict, done: dict[str, dict[str, str]],
+                   overlaps: dict[str, dict]) -> None:
+    """The manifest: finished modules (file -> SHA-256) and, per module, its PNGs' overlapping
+    text boxes (:mod:`core.text_layout`; empty when the figure is clean)."""
     atomic_write_text(os.path.join(out, PROGRESS),
-                      json.dumps({"config": config, "done": done}, indent=1, sort_keys=True) + "\n")
+                      json.dumps({"config": config, "done": done, "overlaps": overlaps},
+                                 indent=1, sort_keys=True) + "\n")
 
 
 def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool = False,
@@ -129,6 +143,7 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
         return {os.path.relpath(f, out): _sha256(f) for f in files}
 
     done = {n: hashes(files) for n, files in finished.items()}
+    overlaps = {n: o for n, o in _load_overlaps(out).items() if n in finished}
     written: list[str] = []
     bar = tqdm(names, desc="figures", unit="fig", disable=quiet)
     for name in bar:
@@ -139,11 +154,18 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
                 tqdm.write(f"{name}: done in an earlier run ({len(finished[name])} files)")
             continue
         t0 = time.perf_counter()
-        files = mods[name].make(out, progress=(lambda msg: bar.set_postfix_str(f"{name}: {msg}")),
-                                **kwargs[name])
+        with text_layout.recording() as recorded:
+            files = mods[name].make(out,
+                                    progress=(lambda msg: bar.set_postfix_str(f"{name}: {msg}")),
+                                    **kwargs[name])
+            clashes = {os.path.relpath(p, out): o for p, o in recorded.items() if o}
+        for png, pairs in clashes.items():
+            tqdm.write(f"warning: overlapping text in {png}: "
+                       + "; ".join(f"{a!r} / {b!r}" for a, b in pairs[:3]), file=sys.stderr)
         written += files
         done[name] = hashes(files)
-        _save_progress(out, config, done)
+        overlaps[name] = clashes
+        _save_progress(out, config, done, overlaps)
         if not quiet:
             tqdm.write(f"{name}: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
 
