@@ -39,6 +39,7 @@ import torch
 
 import landscapes
 from analysis.study import Study
+from core.checkpoint import ChunkStore
 from core.errors import ConfigError
 from core.grid import output_indices
 from core.hyper import (
@@ -49,6 +50,16 @@ from core.hyper import (
 )
 from core.output import save_figure
 from core.trajectory import Status
+from core.validation import (
+    check_flow_alpha,
+    check_flow_eps,
+    check_horizon,
+    check_memory,
+    check_points,
+    check_steps,
+    run_bytes,
+    steps_from_horizon,
+)
 from runner.experiment import Numerics, run_lanes
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
@@ -195,7 +206,7 @@ def final_states(model: str, landscape: str, lanes: list[dict[str, Any]], *, eps
     ok = (traj.n_out == expected) & (traj.status == Status.OK)
     fin[~ok.to(fin.device)] = math.nan
     out = {"final_theta": fin, "status": [traj.status_label(b) for b in range(len(lanes))],
-           "steps": Ks}
+           "steps": Ks, "diverged_at": [traj.diverged_time(b) for b in range(len(lanes))]}
     if info.kind == "flow" and scheme == "paper":
         out["sweeps"] = [int(x) for x in traj.stats["sweeps"].tolist()]
         out["converged"] = [bool(x) for x in traj.stats["converged"].tolist()]
@@ -276,6 +287,10 @@ def bisect_threshold(classifier, lo: float, hi: float, *, tol: float = 1e-3, poi
 
 # -- the study -----------------------------------------------------------------------------------------
 
+#: lanes per chunk of a basin map (the unit of ``--resume``)
+MAP_CHUNK = 4096
+
+
 def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | None = None,
                 theta0: list[float] | None = None, alpha: list[float] | None = None,
                 epochs: list[int] | None = None, steps: int | None = None,
@@ -287,7 +302,8 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 alpha_range: tuple[float, float] | None = None, device: str = "cpu",
                 dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
                 progress: bool = False, scheme: str = "exact", integrator: str = "auto",
-                engine: str = "auto"
+                engine: str = "auto", checkpoint: str | None = None, resume: bool = False,
+                chunk_lanes: int = MAP_CHUNK
                 ) -> dict[str, Any]:
     """Final state vs alpha (+ optional bisection and map). Without alpha and a step rule the SPEC
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
@@ -309,7 +325,22 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     check_finite(u0, "u0")
     theta0 = list(theta0 if theta0 is not None else [-1.5])
     check_finite(theta0, "theta0")
+    if steps is not None:
+        check_steps(steps, "steps")
+    for e in epochs or []:
+        check_steps(e, "epochs")
+    if horizon is not None:
+        for a in alpha:
+            steps_from_horizon(horizon, a, minimum=0)
     rule = StepRule(alphas=alpha, epochs=epochs, steps=steps, horizon=horizon)
+    if minima is not None:
+        check_points(minima, "minima")
+        if len({len(m) for m in minima}) > 1:
+            raise ConfigError("all --minima must have the same dimension")
+    infos = [get_model(m) for m in models]
+    for info in infos:
+        if info.kind == "flow" and "eps" in info.hyperparameters:
+            check_flow_eps(eps, info.name)
     if bisect is not None:
         lo, hi = bisect
         if not (0 < lo < hi and math.isfinite(hi)):
@@ -329,7 +360,31 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
             raise ConfigError(f"--alpha-range needs 0 < A <= B, got {ar[0]} {ar[1]}")
         if len(theta0) != 1:
             raise ConfigError("--map needs a 1-D landscape (scalar theta0)")
-    mins = minimizers(landscape, minima)
+    # every alpha a run can visit (the table, the bracket ends, the map's range): K bounded and
+    # K * alpha finite; the lanes of the rows, one bisection round and the map within memory
+    visit = list(alpha) + (list(bisect) if bisect is not None else [])
+    if map_n is not None:
+        visit += list(alpha_range or (min(alpha), max(alpha)))
+    K_max = 1
+    for a in visit:
+        K = rule(a) if rule.mode != "epochs" or a in dict(rule.table) else \
+            steps_from_horizon(rule.horizon_at(a), a, minimum=0)
+        check_steps(K, "steps", minimum=0)
+        check_horizon(a, K)
+        K_max = max(K_max, K)
+    n_u0 = max(1, len(u0))
+    lanes = len(models) * n_u0 * (len(alpha) + (points if bisect is not None else 0)
+                                  + (map_n * map_n if map_n is not None else 0))
+    check_memory(run_bytes(lanes, 2, 2 + 3 * len(theta0)),
+                 f"this basin study ({lanes} lanes)", hint="use a smaller --map N or fewer points")
+    for info in infos:
+        if info.kind == "flow":
+            check_flow_alpha(visit, info.name)
+    land = landscapes.parse(landscape)
+    land.check_dim(len(theta0))
+    if minima is not None and len(minima[0]) != len(theta0):
+        raise ConfigError(f"theta0 has dimension {len(theta0)}, --minima {len(minima[0])}")
+    mins = minimizers(land, minima)
     if len(mins[0]["x"]) != len(theta0):
         raise ConfigError(f"theta0 has dimension {len(theta0)}, minimizers {len(mins[0]['x'])}")
     if scheme not in ("exact", "paper"):
@@ -349,11 +404,13 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
         labs = classify(res["final_theta"], mins)
         for j, (ln, th, lab, stt) in enumerate(zip(lanes, res["final_theta"].tolist(), labs,
                                                    res["status"])):
+            done = all(math.isfinite(x) for x in th)
             row = {"alpha": ln["alpha"], "model": m, "u0": ln.get("u0"),
-                   "final_theta": th, "steps": ln["steps"],
+                   "final_theta": th if done else None, "steps": ln["steps"],
                    "time": ln["steps"] * ln["alpha"], "basin": lab,
                    "minimizer": mins[lab]["x"] if lab >= 0 else None,
-                   "basin_kind": mins[lab]["kind"] if lab >= 0 else None, "status": stt}
+                   "basin_kind": mins[lab]["kind"] if lab >= 0 else None, "status": stt,
+                   "diverged_at": res["diverged_at"][j]}
             if "sweeps" in res:
                 row.update(sweeps=res["sweeps"][j], converged=res["converged"][j])
             rows.append(row)
@@ -394,12 +451,32 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
         th_grid = np.linspace(theta0_range[0], theta0_range[1], map_n).tolist()
         a_grid = np.geomspace(ar[0], ar[1], map_n).tolist()
         maps = []
+        # the map's lanes in chunks of chunk_lanes, each kept in the checkpoint store beside the
+        # output as soon as it is done (a killed run resumes at the first missing chunk; lanes are
+        # batch invariant, so the chunking does not change a lane's result)
+        store = None
+        if checkpoint is not None:
+            store = ChunkStore(checkpoint, {
+                "study": "basin-map", "landscape": landscape, "models": models, "u0": u0,
+                "theta0": th_grid, "alpha": a_grid, "steps": [rule(a) for a in a_grid],
+                "beta1": beta1, "beta2": beta2, "minima": mins, "chunk_lanes": chunk_lanes,
+                **{k: v for k, v in kw.items()}}, resume=resume)
+        chunk_id = 0
         for m in models:
             for u in _u0_list(m, u0):
                 lanes = [_lane([t], a, beta1, beta2, u, rule(a)) for a in a_grid for t in th_grid]
-                res = final_states(m, landscape, lanes, **kw)
-                labs = classify(res["final_theta"], mins)
-                fin = res["final_theta"][:, 0].tolist()
+                labs, fin = [], []
+                for c0 in range(0, len(lanes), chunk_lanes):
+                    part = store.get(chunk_id) if (store is not None and resume) else None
+                    if part is None:
+                        res = final_states(m, landscape, lanes[c0:c0 + chunk_lanes], **kw)
+                        part = {"label": classify(res["final_theta"], mins),
+                                "final_theta": res["final_theta"][:, 0].tolist()}
+                        if store is not None:
+                            part = store.put(chunk_id, part)
+                    labs += part["label"]
+                    fin += [math.nan if x is None else x for x in part["final_theta"]]
+                    chunk_id += 1
                 maps.append({"model": m, "u0": u,
                              "label": [labs[i * map_n:(i + 1) * map_n] for i in range(map_n)],
                              "final_theta": [fin[i * map_n:(i + 1) * map_n]
@@ -441,7 +518,8 @@ def plot_basin(result: dict[str, Any], path: str) -> None:
         rs = sorted(rs, key=lambda r: r["alpha"])
         lab = m + (f" u0={u:g}" if u is not None else "")
         ln, = ax.plot([r["alpha"] for r in rs],
-                      [r["final_theta"][0] if r["final_theta"][0] is not None else np.nan
+                      [r["final_theta"][0] if r["final_theta"] is not None
+                       and r["final_theta"][0] is not None else np.nan
                        for r in rs], "o-", label=lab)
         colors[(m, u)] = ln.get_color()
     for mn in result["minima"]:
@@ -457,6 +535,10 @@ def plot_basin(result: dict[str, Any], path: str) -> None:
         if t["alpha_star"] is not None:
             ax.axvline(t["alpha_star"], color=colors.get((t["model"], t["u0"]), "r"), ls=":",
                        lw=1.2, label=f"alpha* {t['model']} = {t['alpha_star']:.4g}")
+    finite = [r["alpha"] for r in result["rows"] if r["final_theta"] is not None]
+    if result["rows"] and not finite:       # every lane diverged: no data sets the alpha range
+        als = [r["alpha"] for r in result["rows"]]
+        ax.set_xlim(min(als) / 1.5, max(als) * 1.5)
     ax.set_xscale("log")
     ax.set_xlabel("alpha")
     ax.set_ylabel("final theta")
@@ -496,8 +578,9 @@ class BasinStudy(Study):
     summary_only_without_json = True
 
     def add_options(self, p) -> None:
-        p.add_argument("--landscape", default="rosenbrock1d(c=4)", help="landscape spec")
-        p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point")
+        p.add_argument("--landscape", default="rosenbrock1d(c=4)",
+                       help="landscape spec (default rosenbrock1d(c=4): the SPEC basin preset)")
+        p.add_argument("--theta0", type=_vector, default=[-1.5], help="initial point (default -1.5)")
         p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="models")
         p.add_argument("--alpha", nargs="+", type=_float, default=None,
                        help="step sizes (default: the SPEC basin table with its epochs)")
@@ -506,11 +589,13 @@ class BasinStudy(Study):
                        help="epochs per alpha (final iterate theta_{E-1}: E-1 updates)")
         g.add_argument("--steps", type=_int, default=None, help="K updates for every alpha")
         g.add_argument("--horizon", type=_float, default=None, help="time T (K = round(T/alpha))")
-        p.add_argument("--beta1", type=_float, default=0.99)
-        p.add_argument("--beta2", type=_float, default=0.999)
-        p.add_argument("--eps", type=_float, default=1e-8)
+        p.add_argument("--beta1", type=_float, default=0.99, help="Adam beta1 (default 0.99)")
+        p.add_argument("--beta2", type=_float, default=0.999, help="Adam beta2 (default 0.999)")
+        p.add_argument("--eps", type=_float, default=1e-8,
+                       help="epsilon (default 1e-8; > 0 for flows, which divide by sqrt(v) + eps)")
         p.add_argument("--u0", nargs="+", type=_float, default=[1.0],
-                       help="initial velocities of second-order flows (default 1)")
+                       help="initial velocities of second-order flows (default 1, the SPEC basin "
+                            "preset; other commands default to 0)")
         p.add_argument("--minima", nargs="+", type=_vector, default=None,
                        help="minimizers for classification (default: closed-form critical points)")
         p.add_argument("--bisect", nargs=2, type=_float, metavar=("LO", "HI"), default=None,
@@ -519,7 +604,8 @@ class BasinStudy(Study):
         p.add_argument("--points", type=_int, default=3, help="bisection points per round")
         p.add_argument("--map", type=_int, default=None, metavar="N", dest="map_n",
                        help="N x N basin map over (theta0, alpha)")
-        p.add_argument("--theta0-range", nargs=2, type=_float, default=[-2.0, 2.0], metavar=("A", "B"))
+        p.add_argument("--theta0-range", nargs=2, type=_float, default=[-2.0, 2.0], metavar=("A", "B"),
+                       help="theta0 range of the map (default -2 2)")
         p.add_argument("--alpha-range", nargs=2, type=_float, default=None, metavar=("A", "B"),
                        help="log-spaced alpha range of the map (default: min/max of --alpha)")
 

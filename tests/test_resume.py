@@ -67,3 +67,37 @@ def test_resume_redraws_a_module_whose_file_changed(tmp_path):
     assert open(png, "rb").read() == good
     # another configuration (not quick) does not reuse the quick run's files
     assert build._load_progress(out, {"scheme": "both", "quick": False}) == {}
+
+
+def _basin_cmd(out, resume):
+    code = ("import sys; from analysis.basin import basin_study; from core.output import write_json; "
+            f"r = basin_study(landscape='rosenbrock1d(c=4)', models=['adam', 'adam-flow2'], "
+            f"theta0=[-1.5], alpha=[1e-2], steps=200, u0=[1.0], map_n=24, "
+            f"alpha_range=(1e-2, 1e-1), checkpoint={out!r}, resume={resume}, chunk_lanes=64); "
+            f"write_json(r, {out!r})")
+    return [sys.executable, "-c", code]
+
+
+def _chunks(out):
+    d = out + ".partial"
+    return len([f for f in os.listdir(d) if f.startswith("chunk-")]) if os.path.isdir(d) else 0
+
+
+def test_basin_map_killed_and_resumed_is_byte_identical(tmp_path):
+    ref, run = str(tmp_path / "ref.json"), str(tmp_path / "run.json")
+    subprocess.run(_basin_cmd(ref, False), cwd=REPO, check=True, timeout=600)
+    p = subprocess.Popen(_basin_cmd(run, False), cwd=REPO)
+    t0 = time.time()
+    while _chunks(run) < 3 and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.02)
+    assert p.poll() is None, "the map finished before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    n_before = _chunks(run)
+    assert 3 <= n_before < 18                               # 2 maps x 576 lanes / 64
+    assert not os.path.exists(run)
+    first = os.path.join(run + ".partial", "chunk-000000.json")
+    stamp = os.stat(first).st_mtime_ns
+    subprocess.run(_basin_cmd(run, True), cwd=REPO, check=True, timeout=600)
+    assert filecmp.cmp(ref, run, shallow=False)
+    assert os.stat(first).st_mtime_ns == stamp              # the finished chunks were reused
