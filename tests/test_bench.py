@@ -32,7 +32,9 @@ def test_discrete_and_quadrature_cases():
     assert KEYS <= set(d) and d["ours_error"] == 0.0          # bitwise the torch engine
     assert d["peer_error"] < 1e-12                           # torch.optim: same formula, ulps
     q = bench.quadrature_case(True, 0)
-    assert KEYS <= set(q) and q["peer_error"] < 1e-10 and q["speedup"] > 1
+    # the published rule differs from the exact piecewise-linear convolution by its own
+    # discretisation (~1e-7 of max|m|, max|v| here), and costs N x 1000 gradients against O(N)
+    assert KEYS <= set(q) and 1e-12 < q["peer_error"] < 1e-5 and q["speedup"] > 1
 
 
 def test_markdown_and_roofline_model():
