@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: figs test test-slow test-all bench bench-quick clean
+.PHONY: figs test test-slow test-all test-properties bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) tests
+
+# the property tests of tests/test_properties.py with thousands of random examples (CI: a few hundred)
+test-properties: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest tests/test_properties.py
 
 # `adamflow bench` needs its peers: pip install -e '.[bench]' (torchode, jax, diffrax)
 bench: $(STAMP)

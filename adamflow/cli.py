@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import analysis
@@ -13,9 +14,16 @@ import landscapes
 from adamflow import bench
 from core.errors import ConfigError
 from core.output import write_csv, write_json
+from core.validation import clip
 from paper_figs import build
 from runner import experiment, presets
-from runner.options import add_hyper_options, add_numerics_options, hyper_from_args
+from runner.options import (
+    add_hyper_options,
+    add_numerics_options,
+    check_run_spec,
+    hyper_from_args,
+    preflight,
+)
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
@@ -25,9 +33,27 @@ from runner.presets import describe
 from runner.registry import registry
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help shows its default (unless the help already states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "default" in text.lower() or action.nargs == 0 \
+                or action.default in (None, argparse.SUPPRESS, False):
+            return text
+        d = action.default
+        shown = " ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in d) \
+            if isinstance(d, (list, tuple)) else d
+        return f"{text} (default: {str(shown).replace('%', '%%')})".lstrip()
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, exit 2
-        raise ConfigError(message.replace("\n", " "))
+        raise ConfigError(clip(message.replace("\n", " "), 1000))
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -38,12 +64,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="initial point per lane; comma list for n > 1 (-1.2,1)")
     add_hyper_options(p)
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--steps", type=_int, help="K steps (flows: horizon K*alpha)")
-    g.add_argument("--horizon", type=_float, help="time horizon T (K = round(T/alpha))")
-    p.add_argument("--every", type=_int, default=1, help="record every N-th step")
+    g.add_argument("--steps", type=_int, help="K steps (flows: horizon K*alpha); no default: give "
+                   "--steps or --horizon")
+    g.add_argument("--horizon", type=_float, help="time horizon T (K = round(T/alpha)); no default")
+    p.add_argument("--every", type=_int, default=1, help="record every N-th step (default 1)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also estimate each lane's |d theta(T)/d theta0| (central differences, "
+                        "two more lanes each) and flag ill-conditioned lanes (default: off)")
     add_numerics_options(p)
-    p.add_argument("--json", metavar="PATH", help="write JSON ('-' = stdout)")
-    p.add_argument("--csv", metavar="PATH", help="write CSV (one row per lane and sample)")
+    p.add_argument("--json", metavar="PATH", help="write JSON ('-' = stdout; default: none, print "
+                   "a summary)")
+    p.add_argument("--csv", metavar="PATH", help="write CSV, one row per lane and sample ('-' = "
+                   "stdout; default: none)")
 
 
 def study_modules() -> list:
@@ -82,11 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name in subcommands:
             _add_preset_option(subcommands[name])
     p_figs = sub.add_parser("figs", help="reproduce figures into a folder")
-    p_figs.add_argument("--out", default="paper_figs/out")
-    p_figs.add_argument("--only", nargs="+", default=None)
+    p_figs.add_argument("--out", default="paper_figs/out", metavar="DIR",
+                        help="folder of the figures (created if missing)")
+    p_figs.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="make these figures only (default: all)")
     p_figs.add_argument("--scheme", default="both",
                         help="flow scheme of the figures: both (default), exact or paper")
-    p_figs.add_argument("--quiet", action="store_true")
+    p_figs.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_figs.add_argument("--list", action="store_true",
+                        help="list the figure modules (name, what it shows) and exit")
+    p_figs.add_argument("--quick", action="store_true",
+                        help="reduced sizes (seconds per figure; for a look, not for the numbers)")
+    p_figs.add_argument("--resume", action="store_true",
+                        help="skip the modules an earlier run of the same configuration finished "
+                             "in --out (files unchanged; see .figs-progress.json); default: draw all")
     p_bench = sub.add_parser("bench", help="benchmark against scipy, torchdiffeq, torchode, "
                              "diffrax, torch.optim (same run, matched accuracy)")
     bench.add_arguments(p_bench)
@@ -135,7 +176,9 @@ def cmd_run(args) -> int:
         horizon=args.horizon, every=args.every, device=args.device, dtype=args.dtype,
         scheme=args.scheme, integrator=args.integrator, engine=args.engine, rtol=args.rtol,
         atol=args.atol, arithmetic=args.arithmetic, quadrature=args.quadrature,
+        sensitivity=args.sensitivity,
         **hyper_from_args(args))
+    check_run_spec(spec)
     results = experiment.run(spec)
     records = experiment.lane_records(results)
     if args.json:
@@ -176,7 +219,14 @@ def cmd_presets(args) -> int:
 
 
 def cmd_figs(args) -> int:
-    build.main(out=args.out, only=args.only, quiet=args.quiet, scheme=args.scheme)
+    if args.list:
+        mods = build.figure_modules()
+        width = max(len(n) for n in mods)
+        for name, mod in mods.items():
+            print(f"{name:<{width}}  {mod.TITLE}")
+        return 0
+    build.main(out=args.out, only=args.only, quiet=args.quiet, scheme=args.scheme,
+               quick=args.quick, resume=args.resume)
     return 0
 
 
@@ -188,16 +238,34 @@ def cmd_bench(args) -> int:
     return bench.main(args, cli_main=main)
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's final flush
+    does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(_protect_negative_numbers(argv))
+        preflight(args, args.command)
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)
         study = {m.COMMAND: m for m in study_modules()}[args.command]
         return study.main(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clip(exc, 1000)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:          # `adamflow models | head`: the reader went away
+        _quiet_stdout()
+        return 141
+    except MemoryError:              # a backstop: the size checks should refuse such runs first
+        print("error: out of memory (use fewer lanes, a larger --every or fewer steps)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -32,6 +32,7 @@ the final bracket. When lo and hi end in the same basin there is no threshold (a
 from __future__ import annotations
 
 import math
+import shutil
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,12 @@ from core.hyper import (
     check_finite,
 )
 from core.output import save_figure
-from core.trajectory import Status
+from core.trajectory import DIVERGENCE_BOUND, Status
 from core.validation import (
     check_flow_alpha,
     check_flow_eps,
     check_horizon,
+    check_magnitude,
     check_memory,
     check_points,
     check_steps,
@@ -303,7 +305,7 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
                 progress: bool = False, scheme: str = "exact", integrator: str = "auto",
                 engine: str = "auto", checkpoint: str | None = None, resume: bool = False,
-                chunk_lanes: int = MAP_CHUNK
+                chunk_lanes: int | None = None
                 ) -> dict[str, Any]:
     """Final state vs alpha (+ optional bisection and map). Without alpha and a step rule the SPEC
     §6 preset table is used. Returns {"rows", "threshold", "map", "minima", "barriers", ...}."""
@@ -325,6 +327,8 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
     check_finite(u0, "u0")
     theta0 = list(theta0 if theta0 is not None else [-1.5])
     check_finite(theta0, "theta0")
+    check_magnitude(theta0, "theta0", DIVERGENCE_BOUND)
+    check_magnitude(u0, "u0", DIVERGENCE_BOUND)
     if steps is not None:
         check_steps(steps, "steps")
     for e in epochs or []:
@@ -454,6 +458,7 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
         # the map's lanes in chunks of chunk_lanes, each kept in the checkpoint store beside the
         # output as soon as it is done (a killed run resumes at the first missing chunk; lanes are
         # batch invariant, so the chunking does not change a lane's result)
+        chunk_lanes = int(chunk_lanes or MAP_CHUNK)
         store = None
         if checkpoint is not None:
             store = ChunkStore(checkpoint, {
@@ -608,6 +613,26 @@ class BasinStudy(Study):
                        help="theta0 range of the map (default -2 2)")
         p.add_argument("--alpha-range", nargs=2, type=_float, default=None, metavar=("A", "B"),
                        help="log-spaced alpha range of the map (default: min/max of --alpha)")
+        p.add_argument("--resume", action="store_true",
+                       help="continue a killed --map run: the map's finished chunks of "
+                            f"{MAP_CHUNK} lanes, kept in JSON.partial/ beside --json, are not "
+                            "run again (default: start afresh; needs --json PATH)")
+
+    def _checkpoint(self, args) -> str | None:
+        """The map's chunks are kept beside --json (a file) while it runs."""
+        if args.map_n is None or not args.json or args.json == "-":
+            if args.resume:
+                raise ConfigError("--resume needs --map N and --json PATH (the partial results "
+                                  "are kept beside the JSON file)")
+            return None
+        return args.json
+
+    def main(self, args) -> int:
+        rc = super().main(args)
+        path = self._checkpoint(args)
+        if path is not None:                 # the output is written: the chunks are not needed
+            shutil.rmtree(path + ".partial", ignore_errors=True)
+        return rc
 
     def compute(self, args, numerics):
         return basin_study(
@@ -619,7 +644,7 @@ class BasinStudy(Study):
             alpha_range=tuple(args.alpha_range) if args.alpha_range else None,
             device=numerics.device, dtype=numerics.dtype, rtol=numerics.rtol, atol=numerics.atol,
             progress=not args.quiet, scheme=numerics.scheme, integrator=numerics.integrator,
-            engine=numerics.engine)
+            engine=numerics.engine, checkpoint=self._checkpoint(args), resume=args.resume)
 
     def plot(self, result, path) -> None:
         plot_basin(result, path)

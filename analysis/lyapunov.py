@@ -44,7 +44,9 @@ from analysis.pl_bound import pl_bound, scalars, violation_indices
 from analysis.study import Study
 from core.errors import ConfigError
 from core.output import save_figure
+from core.validation import check_delta, steps_from_horizon
 from runner import experiment
+from runner.options import check_run_spec
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 
@@ -207,6 +209,17 @@ def study(problem, *, steps: int | None = None, horizon: float | None = None, de
     if steps is None and horizon is None:
         horizon = DEFAULT_HORIZON
     specs = run_specs(problem, steps=steps, horizon=horizon)
+    for a in problem.alpha:            # rho(alpha, b1, b2) must be a number (it is reported)
+        try:
+            r = rho(float(a), problem.beta1, problem.beta2)
+        except OverflowError:
+            r = math.inf
+        if not math.isfinite(r):
+            raise ConfigError(f"alpha={a:g} is too large: rho(alpha, beta1, beta2) overflows")
+    for spec in specs:                 # the window [delta, T] inside every lane's horizon
+        for a in spec.alpha:
+            K = spec.steps if spec.steps is not None else steps_from_horizon(spec.horizon, a)
+            check_delta(delta, K * a, what=f" of alpha={a:g}")
     lanes = []
     for spec in tqdm(specs, desc="lyapunov", disable=quiet, file=sys.stderr):
         (info, traj), = experiment.run(spec)
@@ -227,9 +240,7 @@ def run_specs(problem, *, steps: int | None, horizon: float | None) -> list:
             u0=problem.u0, steps=steps, horizon=horizon, device=problem.device,
             dtype=problem.dtype, scheme=problem.scheme, integrator=problem.integrator, engine=problem.engine,
             rtol=problem.rtol, atol=problem.atol)
-        experiment.validate(spec)
-        for a in spec.alpha:
-            experiment.steps_for(spec, a)
+        check_run_spec(spec)           # sizes, horizons, eps, memory: before any run starts
         specs.append(spec)
     if not specs:
         raise ConfigError("at least one model is required")
@@ -353,7 +364,7 @@ class LyapunovStudy(Study):
         p.add_argument("--pl", action="store_true", help="run the PL bound check")
 
     def compute(self, args, numerics):
-        problem = problem_from_args(args, schemes=self.schemes)
+        problem = problem_from_args(args, schemes=self.schemes, horizon_default=DEFAULT_HORIZON)
         if args.fstar is not None and not math.isfinite(args.fstar):
             raise ConfigError(f"fstar must be finite, got {args.fstar}")
         return study(problem, steps=args.steps, horizon=args.horizon, delta=args.delta,

@@ -223,7 +223,8 @@ class PositivityStudy(Study):
         g.add_argument("--horizon", type=_float, help="time horizon T, K = round(T/alpha)")
 
     def compute(self, args, numerics):
-        problem = problem_from_args(args, schemes=self.schemes)
+        problem = problem_from_args(args, schemes=self.schemes, horizon_default=None,
+                                    steps_default=DEFAULTS["steps"])
         return study(problem, steps=args.steps, horizon=args.horizon, quiet=args.quiet)
 
     def to_json(self, result):

@@ -37,8 +37,10 @@ from analysis.study import Study
 from core.errors import ConfigError
 from core.hyper import check_alpha, check_beta
 from core.output import save_figure
+from core.validation import steps_from_horizon
 from runner import experiment
 from runner.experiment import Numerics
+from runner.options import check_run_spec
 from runner.options import parse_float as _float
 from runner.options import parse_int as _int
 from runner.options import parse_vector as _vector
@@ -202,7 +204,17 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
         beta1=vals["beta1"], beta2=vals["beta2"], eps=[eps], u0=list(u0 or [1.0]),
         steps=steps, horizon=horizon if steps is None else None, every=every,
         **dataclasses.asdict(numerics or Numerics(device=device, dtype=dtype, rtol=rtol, atol=atol)))
-    experiment.validate(spec)
+    check_run_spec(spec)               # sizes, horizons, eps > 0 for flows, memory
+    if not (isinstance(s0, (int, float)) and math.isfinite(s0) and s0 >= 0):
+        raise ConfigError(f"s0 must be a finite number >= 0, got {s0}")
+    if fit in ("power", "auto") and s0 <= 0:
+        raise ConfigError("the power-law fit needs s0 > 0 (log s)")
+    for a in spec.alpha:               # the fit window [s0, T] must hold samples
+        K = spec.steps if spec.steps is not None else steps_from_horizon(spec.horizon, a)
+        if K * a <= s0:
+            raise ConfigError(f"the horizon {K * a:g} of alpha={a:g} ends before the fit window "
+                              f"starts (s0={s0:g}); use a longer --horizon / more --steps or a "
+                              "smaller --s0")
     rows = []
     for m in tqdm(models, desc="rates", unit="model", disable=not progress):
         one = spec.replace(models=[m])
@@ -219,10 +231,23 @@ def rate_study(*, landscape: str = "rosenbrock1d(c=0)", models: list[str] | None
                 "rate": res["rate"], "r2": res["r2"], "window": res["window"], "n": res["n"],
                 "r2_exp": res["r2_exp"], "r2_power": res["r2_power"],
                 "floor": res["floor"], "status": traj.status_label(b),
+                "reason": None if res["rate"] is not None else _no_rate_reason(res, traj, b),
             })
     return {"rows": rows, "sweep": sweep, "landscape": landscape, "fstar": fs,
             "theta0": theta0, "horizon": spec.horizon, "steps": spec.steps, "fit": fit,
             "envelope": envelope, "s0": s0, "floor": floor}
+
+
+def _no_rate_reason(res: dict[str, Any], traj, b: int) -> str:
+    """Why a lane has no rate (rate null): the lane's status, or what the window held."""
+    status = traj.status_label(b)
+    if status != "ok":
+        return f"lane {status}" + (f" at s={traj.diverged_time(b):g}"
+                                   if traj.diverged_time(b) is not None else "")
+    if res["n"] < 3:
+        return (f"the fit window [s0={res['window'][0]:g}, first s where the gap envelope < "
+                f"floor {res['floor']:.3g}] holds {res['n']} samples (< 3)")
+    return "the least-squares fit is degenerate (constant gap or time)"
 
 
 # -- figure ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from analysis.cli_options import add_output_options
 from core.errors import ConfigError
 from core.output import write_json
 from runner.experiment import Numerics
-from runner.options import add_numerics_options, numerics_from_args
+from runner.options import add_numerics_options, check_outputs, numerics_from_args
 
 
 class Study:
@@ -65,6 +65,7 @@ class Study:
         return numerics_from_args(args)
 
     def main(self, args: argparse.Namespace) -> int:
+        check_outputs(args, self.command)     # before computing: a result is never lost to a path
         result = self.compute(args, self.numerics(args))
         if args.json:
             write_json(self.to_json(result), args.json)

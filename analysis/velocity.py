@@ -38,6 +38,7 @@ from analysis.slopes import fit_groups
 from analysis.study import Study
 from core.errors import ConfigError
 from core.output import save_figure
+from core.validation import steps_from_horizon
 from flows.paper_scheme import SUBSTEPS, paper_solve
 from flows.simulate import output_indices
 from runner.options import parse_float as _float
@@ -55,10 +56,7 @@ def horizon_for(alpha: float, *, epochs: int | None = None, horizon: float | Non
     T = DEFAULT_HORIZON if horizon is None else float(horizon)
     if epochs is not None:
         T = min(T, (int(epochs) - 1) * alpha)
-    K = int(round(T / alpha))
-    if K < 1:
-        raise ConfigError(f"horizon {T:g} is shorter than one step of alpha={alpha:g}")
-    return T, K
+    return T, steps_from_horizon(T, alpha)
 
 
 def velocity(problem, *, u0s: list[float] | None = None, delta: float = 1.0,

@@ -48,6 +48,7 @@ from core.method import defaults as method_defaults
 from core.oracle import Oracle
 from core.threading_policy import small_batch_threads
 from core.trajectory import Status, Trajectory, diverged_mask
+from core.validation import MAX_STEPS, check_memory, n_samples
 from discrete import fast
 from discrete.powers import lane_pow  # noqa: F401  (re-exported: discrete.classic uses it)
 
@@ -191,6 +192,8 @@ class DiscreteOptimizer:
         for v in vals:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"steps must be an integer >= 0, got {v!r}")
+            if v > MAX_STEPS:
+                raise ConfigError(f"steps must be at most {MAX_STEPS:.0e}, got {v}")
         return vals
 
     def _run(self, landscape, theta0: torch.Tensor, steps, every: int = 1,
@@ -214,6 +217,12 @@ class DiscreteOptimizer:
         if not isinstance(theta0, torch.Tensor) or theta0.dim() != 2:
             raise ConfigError("theta0 must be a (B, n) tensor")
         Ks = self._lane_steps(steps, theta0.shape[0])
+        # the recorded rows (theta, f, moments) before the index lists are built
+        B0, n0 = theta0.shape
+        rows = max((n_samples(K, every) for K in Ks), default=1)
+        # 8 bytes per recorded value and row index, ~48 per entry of the Python index lists
+        check_memory(B0 * rows * (48.0 + 8.0 * (2 + n0 * (1 + len(self.moment_names)))),
+                     f"{self.name} over {B0} lanes of {rows} recorded samples")
         state = self.init_state(theta0)
         theta = state["theta"]
         B, n = theta.shape

@@ -66,16 +66,16 @@ def parse(spec: str | Landscape) -> Landscape:
         raise ConfigError(f"malformed landscape spec {_one_line(text)!r}: {_FORM}")
     cls = REGISTRY.get(name.lower())
     if cls is None:
-        raise ConfigError(f"unknown landscape {name!r}; choose from: {', '.join(sorted(REGISTRY))}")
+        raise ConfigError(f"unknown landscape {_one_line(name)!r}; choose from: {', '.join(sorted(REGISTRY))}")
     kwargs: dict[str, object] = {}
     for kw in keywords:
         if kw.arg is None:
             raise ConfigError(f"malformed landscape spec {_one_line(text)!r}: {_FORM}")
         if kw.arg not in cls.PARAMS:
             expected = ", ".join(cls.PARAMS) if cls.PARAMS else "none"
-            raise ConfigError(f"unknown parameter {kw.arg!r} for landscape {cls.name}; "
+            raise ConfigError(f"unknown parameter {_one_line(kw.arg)!r} for landscape {cls.name}; "
                               f"expected: {expected}")
         if kw.arg in kwargs:
-            raise ConfigError(f"parameter {kw.arg!r} of {cls.name} given twice")
+            raise ConfigError(f"parameter {_one_line(kw.arg)!r} of {cls.name} given twice")
         kwargs[kw.arg] = _value(kw.value, cls.name, kw.arg)
     return cls(**kwargs)

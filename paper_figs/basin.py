@@ -42,7 +42,7 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False,
     if len(results) == 2:
         for r in results.values():
             for row in r["rows"]:
-                row["final"] = row["final_theta"][0]
+                row["final"] = (row["final_theta"] or [None])[0]
         png = _common.path(out_dir, NAME, "both", "png")
         _common.plot_compare(results, png, key="final", group=("model", "u0"), logy=False,
                              title=f"{TITLE}: final theta, exact (solid) vs paper scheme (dashed)")

@@ -33,6 +33,13 @@ from core.errors import ConfigError
 from core.hyper import check_alpha, resolve_device, resolve_dtype
 from core.method import ModelInfo
 from core.trajectory import Status, Trajectory
+from core.validation import (
+    check_flow_alpha,
+    check_flow_eps,
+    check_horizon,
+    check_steps,
+    steps_from_horizon,
+)
 from discrete.fast import compiled_support
 from flows.fast.solve import fast_support
 from flows.paper_quadrature import parse_quadrature
@@ -460,6 +467,19 @@ def validate(spec: RunSpec) -> None:
             given = spec.option(p.name)
             if given:
                 p.validate(given)
+    # the checks the CLI makes (core.validation), for every caller of the library: bounded step
+    # counts, finite horizons, flows with eps > 0 and alpha >= MIN_FLOW_ALPHA
+    if spec.steps is not None:
+        check_steps(spec.steps, "steps")
+    for info in infos:
+        for a in spec.alpha:
+            K = int(spec.steps) if spec.steps is not None else \
+                steps_from_horizon(spec.horizon, float(a))
+            check_horizon(float(a), K, what=f" for {info.name}")
+        if info.kind == "flow":
+            check_flow_alpha(spec.alpha, info.name)
+            if "eps" in info.hyperparameters:
+                check_flow_eps(spec.option("eps") or [info.hyperparameters["eps"]], info.name)
 
 
 def tolerances(spec: RunSpec, dtype: torch.dtype) -> tuple[float, float]:
@@ -573,6 +593,9 @@ def conditioning_label(S: float, threshold: float) -> str:
 
 # -- serialisation ---------------------------------------------------------------------------------
 
+#: lane statuses whose last sample is the state at the end of the run
+FINISHED = ("ok", "event")
+
 def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, Any]]:
     """The JSON lanes of ``adamflow run`` (see README for the schema), generated from the models'
     descriptors: the ``reported`` hyper-parameters always (null where a model lacks one), the
@@ -601,8 +624,12 @@ def lane_records(results: list[tuple[ModelInfo, Trajectory]]) -> list[dict[str, 
                 if key in lane:
                     rec[key] = lane[key]
             k = int(traj.n_out[b])
-            rec["final_theta"] = traj.theta[b, k - 1].tolist() if k else None
-            rec["final_f"] = float(traj.f[b, k - 1]) if k else None
+            # the state at the end of the run: null for a lane that did not get there (diverged,
+            # step underflow, max steps; diverged_at says when), as in basin; its trajectory up to
+            # the stop stays in theta
+            finished = k and rec["status"] in FINISHED
+            rec["final_theta"] = traj.theta[b, k - 1].tolist() if finished else None
+            rec["final_f"] = float(traj.f[b, k - 1]) if finished else None
             stats = {name: (float(v[b]) if v.is_floating_point() else int(v[b]))
                      for name, v in traj.stats.items()}
             if stats:

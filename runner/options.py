@@ -9,26 +9,46 @@ Every malformed value raises ``argparse.ArgumentTypeError``; the CLI's parser tu
 from __future__ import annotations
 
 import argparse
+import ast
+import math
 import re
 from typing import Any
 
+import landscapes
+from core.errors import ConfigError
+from core.trajectory import DIVERGENCE_BOUND
+from core.validation import (
+    check_flow_alpha,
+    check_flow_eps,
+    check_horizon,
+    check_magnitude,
+    check_memory,
+    check_output_path,
+    check_steps,
+    clip,
+    n_samples,
+    run_bytes,
+    steps_from_horizon,
+)
 from runner.experiment import (
     ENGINES,
     INTEGRATORS,
     SCHEME_NAMES,
     Numerics,
     scheme_models,
+    validate,
 )
-from runner.registry import hyper_params, registry
+from runner.registry import get_model, hyper_params, registry
 
-_NUMLIKE = re.compile(r"^-[\d.]")
+#: a negative number, also -inf / -nan / -infinity (argparse would read them as flags)
+_NUMLIKE = re.compile(r"^-(?:[\d.]|inf|nan)", re.IGNORECASE)
 
 
 def parse_float(text: str) -> float:
     try:
         return float(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text.strip()!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number: {clip(text.strip())!r}") from None
 
 
 def code_parser(choices: tuple[str, ...]):
@@ -42,21 +62,29 @@ def code_parser(choices: tuple[str, ...]):
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected one of {', '.join(choices)} or a code 0..{len(choices) - 1}, "
-                f"got {name!r}") from None
+                f"got {clip(name)!r}") from None
     return parse
 
 
 def parse_int(text: str) -> int:
+    t = text.strip()
     try:
-        return int(text.strip())
+        return int(t)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text.strip()!r}") from None
+        pass
+    try:
+        x = float(t)               # 1e6 is an integer too
+    except ValueError:
+        x = math.nan
+    if math.isfinite(x) and x == int(x):
+        return int(x)
+    raise argparse.ArgumentTypeError(f"not an integer: {clip(t)!r}") from None
 
 
 def parse_vector(text: str) -> list[float]:
     parts = [p for p in text.strip().split(",")]
     if not parts or any(p.strip() == "" for p in parts):
-        raise argparse.ArgumentTypeError(f"malformed vector {text.strip()!r} (use e.g. -1.2,1)")
+        raise argparse.ArgumentTypeError(f"malformed vector {clip(text.strip())!r} (use e.g. -1.2,1)")
     return [parse_float(p) for p in parts]
 
 
@@ -127,3 +155,130 @@ def numerics_from_args(args: argparse.Namespace, **extra: Any) -> Numerics:
                    quadrature=getattr(args, "quadrature", "exact"))
     num.validate()
     return num
+
+
+# -- checks before any computation (issue 14; the primitives are in core.validation) ------------
+
+#: option -> (attribute, stdout allowed) of the output options every command may have
+OUTPUT_OPTIONS = (("--json", "json", True), ("--csv", "csv", True), ("--plot", "plot", False))
+#: commands whose --plot / --out is a folder
+FOLDER_OUTPUTS = {"bench": ("plot",), "figs": ("out",)}
+#: landscape parameters that size a landscape's data (points x width), for the memory estimate
+_SIZE_PARAMS = ("n_points", "width")
+
+
+def check_outputs(args: argparse.Namespace, command: str | None = None) -> None:
+    """--json, --csv, --plot (and ``figs --out``) writable, before anything runs."""
+    folders = FOLDER_OUTPUTS.get(command or getattr(args, "command", None) or "", ())
+    for flag, attr, stdout_ok in OUTPUT_OPTIONS:
+        val = getattr(args, attr, None)
+        if val is not None:
+            check_output_path(val, flag, stdout_ok=stdout_ok, directory=attr in folders)
+    if "out" in folders and getattr(args, "out", None) is not None:
+        check_output_path(args.out, "--out", stdout_ok=False, directory=True)
+    if getattr(args, "json", None) == "-" and getattr(args, "csv", None) == "-":
+        raise ConfigError("--json and --csv cannot both go to stdout ('-')")
+
+
+def landscape_size(spec) -> tuple[int, int]:
+    """(n_points, width) of a landscape spec or object (1 where it has none), read without
+    building it (building linreg(n_points=10**12) would itself exhaust memory)."""
+    if not isinstance(spec, str):
+        return (int(getattr(spec, "n_points", 1) or 1), int(getattr(spec, "width", 1) or 1))
+    try:
+        node = ast.parse(spec.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return 1, 1
+    vals = {}
+    for kw in getattr(node, "keywords", []) if isinstance(node, ast.Call) else []:
+        if kw.arg in _SIZE_PARAMS and isinstance(kw.value, ast.Constant) \
+                and isinstance(kw.value.value, (int, float)) and not isinstance(kw.value.value, bool) \
+                and math.isfinite(kw.value.value) and kw.value.value >= 1:
+            vals[kw.arg] = int(kw.value.value)
+    return vals.get("n_points", 1), vals.get("width", 1)
+
+
+def check_landscape_size(spec, lanes: int = 1) -> None:
+    """The memory a landscape's data and one batched evaluation over ``lanes`` lanes take."""
+    n_points, width = landscape_size(spec)
+    if n_points * width <= 1:
+        return
+    per_eval = 8.0 * n_points * (width + 2) * 6        # residuals, activations, their gradients
+    check_memory(8.0 * n_points * 4 + lanes * per_eval,
+                 f"landscape {clip(spec) if isinstance(spec, str) else type(spec).__name__} "
+                 f"over {lanes} lane(s)", hint="use fewer n_points or a smaller width")
+
+
+def preflight(args: argparse.Namespace, command: str | None = None) -> None:
+    """The checks every command shares, made before it computes anything: output paths, the
+    landscape's size. Command-specific checks (lanes, steps, horizons) follow in each command
+    (:func:`check_run_spec` for everything that builds a RunSpec)."""
+    check_outputs(args, command)
+    land = getattr(args, "landscape", None)
+    if land is not None:
+        check_landscape_size(land)
+        landscapes.parse(land)        # a malformed spec is refused before any progress bar
+
+
+def _given(spec, p) -> list[float]:
+    given = spec.option(p.name)
+    if given is None or len(given) == 0:
+        if p.default is None:
+            raise ConfigError(f"model {p.name} has no default")   # validate() reports it first
+        return [p.default]
+    return list(given)
+
+
+def lane_count(info, spec) -> int:
+    """The number of lanes :func:`runner.experiment.lanes_for` would build (without building
+    them): theta0 x the product of the model's per-lane options."""
+    n = len(spec.theta0)
+    for p in info.hyper:
+        given = spec.option(p.name)
+        n *= max(1, len(given)) if given else 1
+    return n
+
+
+def check_run_spec(spec, *, record_factor: float = 1.0) -> None:
+    """Everything :func:`runner.experiment.run` needs, checked before it runs: the spec itself
+    (:func:`runner.experiment.validate`), step counts (at most MAX_STEPS per lane), horizons
+    K * alpha finite, eps > 0 for flows, and the memory the lanes and their records take."""
+    from_flags = spec.steps is not None
+    if from_flags:
+        check_steps(spec.steps, "steps")
+    if spec.every is not None:
+        check_steps(spec.every, "every")
+    validate(spec)
+    for th in spec.theta0:
+        check_magnitude(th, "theta0", DIVERGENCE_BOUND)
+    if spec.option("u0"):
+        check_magnitude(spec.option("u0"), "u0", DIVERGENCE_BOUND)
+    check_landscape_size(spec.landscape, 1)
+    landscapes.parse(spec.landscape).check_dim(len(spec.theta0[0]))
+    total = 0.0
+    lanes_total = 0
+    dim = len(spec.theta0[0])
+    for name in spec.models:
+        info = get_model(name)
+        for a in spec.alpha or []:
+            K = int(spec.steps) if from_flags else steps_from_horizon(spec.horizon, float(a))
+            check_horizon(float(a), K, what=f" for {info.name}")
+        if info.kind == "flow":
+            check_flow_alpha(spec.alpha, info.name)
+        if info.kind == "flow" and "eps" in info.hyperparameters:
+            eps = next(p for p in info.hyper if p.name == "eps")
+            check_flow_eps(_given(spec, eps), info.name)
+        lanes = lane_count(info, spec)
+        lanes_total += lanes
+        K_max = int(spec.steps) if from_flags else max(
+            steps_from_horizon(spec.horizon, float(a)) for a in spec.alpha)
+        values = 2 + dim * (1 + len(info.records))
+        factor = record_factor * (SUBSTEPS_FACTOR if info.kind == "flow"
+                                  and spec.scheme in ("paper", "paper2024") else 1.0)
+        total += run_bytes(lanes, n_samples(K_max, spec.every) * factor, values)
+    check_memory(total, f"this run ({lanes_total} lanes)")
+    check_landscape_size(spec.landscape, lanes_total)
+
+
+#: the paper schemes solve on h = alpha/5 and keep several arrays per grid point
+SUBSTEPS_FACTOR = 5 * 8

@@ -3,12 +3,14 @@ lane (central differences over a batch of perturbed lanes), checked against clos
 flag it sets: the lane started at the global minimizer of rosenbrock1d(c=4) (where the Adam flow at
 v ~ 0 turns rounding into O(1) changes) is ill-conditioned, a lane from -1.5 is not; the refine
 study lists such rows and keeps them out of its slope fits."""
+import json
 import math
 
 import pytest
 import torch
 
 import landscapes
+from adamflow.cli import main
 from analysis.cli_options import Problem
 from analysis.refine import refine
 from runner.experiment import (
@@ -99,3 +101,15 @@ def test_refine_keeps_ill_conditioned_rows_out_of_the_fits():
     off = refine(_problem(-1.5), horizon=1.0, conditioning=False)
     assert all(r["conditioning"] == "not estimated" for r in off["rows"])
     assert [r["E_T"] for r in off["rows"]] == [r["E_T"] for r in good["rows"]]
+
+
+def test_cli_run_sensitivity(capsys):
+    code = main(["run", "--landscape", "rosenbrock1d(c=4)", "--model", "adam-flow2", "adam",
+                 "--theta0", "1", "-1.5", "--alpha", "0.01", "--beta1", "0.9", "--steps", "100",
+                 "--u0", "0", "--sensitivity", "--json", "-"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lanes = {(r["model"], r["theta0"][0]): r for r in json.loads(out)["lanes"]}
+    assert lanes[("adam-flow2", 1.0)]["conditioning"] == "ill-conditioned"
+    assert lanes[("adam-flow2", -1.5)]["conditioning"] == "ok"
+    assert lanes[("adam", -1.5)]["conditioning"] == "ok"

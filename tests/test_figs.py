@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import landscapes
+from adamflow.cli import main as cli_main
 from core import text_layout
 from core.errors import ConfigError
 from paper_figs import build
@@ -829,3 +830,10 @@ def test_scheme_both_runs_exact_only_figures_under_exact():
         assert kw.get("scheme", "exact") == "exact"
         with pytest.raises(ConfigError, match="paper scheme not available"):
             build.make_kwargs(mod, scheme="paper")
+
+
+def test_figs_list_names_every_module(capsys):
+    assert cli_main(["figs", "--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in out] == list(MODS)
+    assert all(len(ln.split(None, 1)) == 2 for ln in out)          # a name and what it shows

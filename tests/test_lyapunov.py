@@ -175,7 +175,7 @@ def test_cli_lyapunov_json_and_plot(tmp_path, capsys):
 def test_cli_lyapunov_without_pl_gives_null(tmp_path):
     j = tmp_path / "ly.json"
     assert cli_main(["lyapunov", "--models", "adam", "--alpha", "1e-2", "--horizon", "0.5",
-                     "--json", str(j), "--quiet"]) == 0
+                     "--delta", "0.1", "--json", str(j), "--quiet"]) == 0
     assert json.loads(j.read_text())["lanes"][0]["pl"] is None
 
 

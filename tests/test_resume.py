@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from paper_figs import build
@@ -16,9 +17,8 @@ FIGS = ["loss-landscape", "basin", "refine"]
 
 
 def _figs_cmd(out, resume=False):
-    code = (f"from paper_figs import build; build.main({out!r}, only={FIGS!r}, quick=True, "
-            f"quiet=True, resume={resume})")
-    return [sys.executable, "-c", code]
+    return [sys.executable, "-m", "adamflow", "figs", "--only", *FIGS, "--quick", "--quiet",
+            "--out", out] + (["--resume"] if resume else [])
 
 
 def _done(out):
@@ -70,12 +70,14 @@ def test_resume_redraws_a_module_whose_file_changed(tmp_path):
 
 
 def _basin_cmd(out, resume):
-    code = ("import sys; from analysis.basin import basin_study; from core.output import write_json; "
-            f"r = basin_study(landscape='rosenbrock1d(c=4)', models=['adam', 'adam-flow2'], "
-            f"theta0=[-1.5], alpha=[1e-2], steps=200, u0=[1.0], map_n=24, "
-            f"alpha_range=(1e-2, 1e-1), checkpoint={out!r}, resume={resume}, chunk_lanes=64); "
-            f"write_json(r, {out!r})")
-    return [sys.executable, "-c", code]
+    # 2 maps x 24 x 24 lanes in chunks of 64 (the test sets MAP_CHUNK before the CLI runs)
+    return [sys.executable, "-c",
+            "import sys, analysis.basin as b; b.MAP_CHUNK = 64; from adamflow.cli import main; "
+            "sys.exit(main(sys.argv[1:]))",
+            "basin", "--landscape", "rosenbrock1d(c=4)", "--models", "adam", "adam-flow2",
+            "--theta0", "-1.5", "--alpha", "0.01", "--steps", "200", "--u0", "1",
+            "--map", "24", "--alpha-range", "0.01", "0.1", "--json", out, "--quiet"] + \
+        (["--resume"] if resume else [])
 
 
 def _chunks(out):
@@ -98,6 +100,18 @@ def test_basin_map_killed_and_resumed_is_byte_identical(tmp_path):
     assert not os.path.exists(run)
     first = os.path.join(run + ".partial", "chunk-000000.json")
     stamp = os.stat(first).st_mtime_ns
+    seen = {}
+
+    def watch():                                            # the chunk files while it resumes
+        while not os.path.exists(run):
+            if os.path.exists(first):
+                seen["stamp"] = os.stat(first).st_mtime_ns
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
     subprocess.run(_basin_cmd(run, True), cwd=REPO, check=True, timeout=600)
+    t.join(timeout=5)
     assert filecmp.cmp(ref, run, shallow=False)
-    assert os.stat(first).st_mtime_ns == stamp              # the finished chunks were reused
+    assert seen.get("stamp") == stamp                       # the finished chunks were reused
+    assert not os.path.exists(run + ".partial")             # and removed once the JSON is written
