@@ -48,7 +48,7 @@ import torch
 
 import landscapes
 from adamflow import bench_peers as peers
-from adamflow import bench_plots, bench_refine
+from adamflow import bench_plots, bench_refine, bench_sweep
 from core.errors import ConfigError
 from core.output import write_json
 from flows.adam import AdamFlow1
@@ -364,7 +364,7 @@ def compile_cost() -> dict:
 
 # -- the command -------------------------------------------------------------------------------------
 
-CASES = ("refine", "batch", "quadrature", "discrete", "throughput")
+CASES = ("refine", "batch", "quadrature", "discrete", "throughput", "sweep")
 
 
 def run_bench(*, quick: bool = False, device: str = "cpu", only: list[str] | None = None,
@@ -389,6 +389,8 @@ def run_bench(*, quick: bool = False, device: str = "cpu", only: list[str] | Non
             cases.append(quadrature_case(quick, repeats))
         elif c == "discrete":
             cases.append(discrete_case(quick, repeats))
+        elif c == "sweep":
+            cases += bench_sweep.sweep_case(quick)
         else:
             cases.append(throughput_case(quick))
         if progress:
@@ -407,7 +409,8 @@ def _fmt(x, spec=".3g"):
 
 
 def to_markdown(result: dict) -> str:
-    cases = [c for c in result["cases"] if "ladder" not in c]
+    sweeps = [c for c in result["cases"] if c["name"].startswith("sweep-")]
+    cases = [c for c in result["cases"] if "ladder" not in c and c not in sweeps]
     rows = ["| case | lanes | ours (s) | ours cold (s) | peer | peer (s) | speedup | ours error | "
             "peer error |", "|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
@@ -424,7 +427,10 @@ def to_markdown(result: dict) -> str:
         rows.append(f"| {c['name']} | {c['lanes']} | {_fmt(c['ours_s'])} | {_fmt(c['ours_cold_s'])} "
                     f"| {c['peer']} | {_fmt(c['peer_s'])} | {_fmt(c['speedup'], '.1f')}x | "
                     f"{_fmt(c['ours_error'], '.1e')} | {_fmt(c['peer_error'], '.1e')} |")
-    return "\n".join(rows)
+    text = "\n".join(rows)
+    if sweeps:
+        text += "\n\n" + bench_sweep.to_markdown(sweeps)
+    return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,4 +12,5 @@ STUDIES = (
     "analysis.basin",
     "analysis.velocity",
     "analysis.positivity",
+    "analysis.sweep",
 )

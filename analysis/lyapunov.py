@@ -58,7 +58,8 @@ DEFAULT_HORIZON = 5.999
 
 def rho(alpha: float, beta1: float, beta2: float) -> float:
     """rho(alpha, b1, b2) = max(alpha, (alpha/(1-b1))^2, alpha/(1-b2)) (SPEC §3.2)."""
-    return max(alpha, (alpha / (1.0 - beta1)) ** 2, alpha / (1.0 - beta2))
+    r1 = alpha / (1.0 - beta1)
+    return max(alpha, r1 * r1, alpha / (1.0 - beta2))     # r1 * r1: inf, not OverflowError
 
 
 def stable(beta1: float, beta2: float) -> bool:
