@@ -19,7 +19,7 @@ LAYERS = {"core": 0, "landscapes": 1, "discrete": 2, "flows": 2, "runner": 3, "a
 #: function-local imports of *third-party* modules allowed because of import time (seconds saved
 #: on every CLI start): matplotlib (pyplot pulls in a GUI backend search) and scipy (only the
 #: studies and checks that need it). Project packages are never imported inside a function.
-LAZY_THIRD_PARTY = {"matplotlib", "scipy", "tqdm",
+LAZY_THIRD_PARTY = {"matplotlib", "scipy", "tqdm", "torchdiffeq",
                     "torchode", "jax", "diffrax",     # the optional [bench] peers
                     "distributed"}                    # the optional [dask] executor of `sweep`
 
