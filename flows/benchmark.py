@@ -157,7 +157,8 @@ def _run_adamflow(model: str, alpha: float, T: float, problem: dict, doubling: b
 
 
 def _run_dopri5(model: str, alpha: float, T: float, problem: dict, abort_s: float) -> dict:
-    from torchdiffeq import odeint       # lazy: it loads scipy.integrate (~0.3 s for every command)
+    # lazy: torchdiffeq loads scipy.integrate (~0.3 s for every command)
+    from torchdiffeq import odeint
 
     flow = make_flow(model, alpha, problem)
     theta0 = torch.tensor([[problem["theta0"]]], dtype=torch.float64)
