@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import torch
 
+from core.validation import check_memory
 from landscapes import params as P
 from landscapes.base import Landscape
+
+
+def _check_data_size(name: str, n_points: int, width: int = 1) -> None:
+    """Refuse data that would not fit in memory, before drawing it (x, y, noise and one batched
+    evaluation's residuals and activations, float64)."""
+    check_memory(8.0 * n_points * (4 + 6 * (width + 2)), f"{name}(n_points={n_points})",
+                 hint="use fewer n_points" + (" or a smaller width" if width > 1 else ""))
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -33,6 +41,7 @@ class LinReg(Landscape):
 
     def __init__(self, *, n_points: int = 64, seed: int = 0, noise: float = 0.1):
         self.n_points = P.integer(n_points, self.name, "n_points", minimum=2)
+        _check_data_size(self.name, self.n_points)
         self.seed = P.integer(seed, self.name, "seed", minimum=0)
         self.noise = P.nonneg(noise, self.name, "noise")
         gen = _generator(self.seed)
@@ -97,6 +106,7 @@ class TinyMLP(Landscape):
     def __init__(self, *, width: int = 4, n_points: int = 32, seed: int = 0, noise: float = 0.0):
         self.width = P.integer(width, self.name, "width", minimum=1)
         self.n_points = P.integer(n_points, self.name, "n_points", minimum=1)
+        _check_data_size(self.name, self.n_points, self.width)
         self.seed = P.integer(seed, self.name, "seed", minimum=0)
         self.noise = P.nonneg(noise, self.name, "noise")
         self.dim = 3 * self.width + 1

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import landscapes
 from adamflow.cli import build_parser
 from adamflow.cli import main as cli_main
 from core import validation as V
@@ -275,3 +276,11 @@ def test_sizes_and_values():
             bad()
     assert V.available_memory() is None or V.available_memory() > 0
     V.check_memory(1024, "a small run")
+
+
+@pytest.mark.parametrize("spec", ["linreg(n_points=1000000000000)",
+                                  "mlp(n_points=100000000000, width=8)"])
+def test_library_refuses_landscape_data_beyond_memory(spec):
+    """landscapes.parse checks the data size before drawing it (not only the CLI)."""
+    with pytest.raises(ConfigError, match="would need about .* of memory"):
+        landscapes.parse(spec)
