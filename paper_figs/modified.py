@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis import order_study  # noqa: E402
 from core.output import atomic_write_text, save_figure, write_csv, write_json  # noqa: E402
+from paper_figs import _common  # noqa: E402
 
 NAME = "modified"
 SCHEMES = ("exact",)
@@ -140,7 +141,7 @@ def make(out_dir: str, progress=lambda msg: None, quick: bool = False) -> list[s
     csv = os.path.join(out_dir, f"{NAME}.csv")
     progress("plotting")
     plot(results, png)
-    write_json(results, js)
+    write_json([_common.reproducible(r) for r in results], js)
     atomic_write_text(md, order_study.table_markdown(results))
     write_csv(["family", "model", "alpha", "E_T", "E_f", "E_sup", "status"],
               [[res["family"], r["model"], r["alpha"], r["E_T"], r["E_f"], r["E_sup"], r["status"]]

@@ -690,6 +690,9 @@ def test_figure_module_quick(name, tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)
     for f in pngs:
         check_png(f)
+    for f in files:                     # figure data are reproducible: no wall times in them
+        if f.endswith(".json"):
+            assert "runtime_s" not in open(f).read(), f
     DATA[name](files)
     assert msgs and all(isinstance(m, str) and m for m in msgs)
 
