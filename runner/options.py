@@ -18,9 +18,6 @@ import landscapes
 from core.errors import ConfigError
 from core.trajectory import DIVERGENCE_BOUND
 from core.validation import (
-    check_flow_alpha,
-    check_flow_eps,
-    check_horizon,
     check_magnitude,
     check_memory,
     check_output_path,
@@ -220,15 +217,6 @@ def preflight(args: argparse.Namespace, command: str | None = None) -> None:
         landscapes.parse(land)        # a malformed spec is refused before any progress bar
 
 
-def _given(spec, p) -> list[float]:
-    given = spec.option(p.name)
-    if given is None or len(given) == 0:
-        if p.default is None:
-            raise ConfigError(f"model {p.name} has no default")   # validate() reports it first
-        return [p.default]
-    return list(given)
-
-
 def lane_count(info, spec) -> int:
     """The number of lanes :func:`runner.experiment.lanes_for` would build (without building
     them): theta0 x the product of the model's per-lane options."""
@@ -241,11 +229,10 @@ def lane_count(info, spec) -> int:
 
 def check_run_spec(spec, *, record_factor: float = 1.0) -> None:
     """Everything :func:`runner.experiment.run` needs, checked before it runs: the spec itself
-    (:func:`runner.experiment.validate`), step counts (at most MAX_STEPS per lane), horizons
-    K * alpha finite, eps > 0 for flows, and the memory the lanes and their records take."""
+    (:func:`runner.experiment.validate`: step counts at most MAX_STEPS per lane, horizons K * alpha
+    finite, eps > 0 and alpha >= MIN_FLOW_ALPHA for flows), the starts' magnitudes, and the
+    memory the lanes and their records take."""
     from_flags = spec.steps is not None
-    if from_flags:
-        check_steps(spec.steps, "steps")
     if spec.every is not None:
         check_steps(spec.every, "every")
     validate(spec)
@@ -260,14 +247,6 @@ def check_run_spec(spec, *, record_factor: float = 1.0) -> None:
     dim = len(spec.theta0[0])
     for name in spec.models:
         info = get_model(name)
-        for a in spec.alpha or []:
-            K = int(spec.steps) if from_flags else steps_from_horizon(spec.horizon, float(a))
-            check_horizon(float(a), K, what=f" for {info.name}")
-        if info.kind == "flow":
-            check_flow_alpha(spec.alpha, info.name)
-        if info.kind == "flow" and "eps" in info.hyperparameters:
-            eps = next(p for p in info.hyper if p.name == "eps")
-            check_flow_eps(_given(spec, eps), info.name)
         lanes = lane_count(info, spec)
         lanes_total += lanes
         K_max = int(spec.steps) if from_flags else max(
