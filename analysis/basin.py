@@ -465,7 +465,7 @@ def basin_study(*, landscape: str = "rosenbrock1d(c=4)", models: list[str] | Non
                 "study": "basin-map", "landscape": landscape, "models": models, "u0": u0,
                 "theta0": th_grid, "alpha": a_grid, "steps": [rule(a) for a in a_grid],
                 "beta1": beta1, "beta2": beta2, "minima": mins, "chunk_lanes": chunk_lanes,
-                **{k: v for k, v in kw.items()}}, resume=resume)
+                **kw}, resume=resume)
         chunk_id = 0
         for m in models:
             for u in _u0_list(m, u0):

@@ -82,30 +82,22 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _load_progress(out: str, config: dict) -> dict[str, list[str]]:
-    """Modules finished by an earlier run of the same configuration whose files are all still
-    there unchanged: name -> files."""
+def _load_progress(out: str, config: dict) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
+    """(done, overlaps) of the modules that an earlier run of the same configuration finished and
+    whose files are all still there unchanged: done maps name -> {file relative to out:
+    SHA-256}, overlaps name -> its PNGs' overlapping text boxes (one read of the manifest)."""
     try:
         with open(os.path.join(out, PROGRESS)) as fh:
             doc = json.load(fh)
     except (OSError, ValueError):
-        return {}
+        return {}, {}
     if doc.get("config") != config:
-        return {}
-    done = {}
-    for name, files in doc.get("done", {}).items():
-        paths = {os.path.join(out, f): h for f, h in files.items()}
-        if all(os.path.isfile(f) and _sha256(f) == h for f, h in paths.items()):
-            done[name] = list(paths)
-    return done
-
-
-def _load_overlaps(out: str) -> dict[str, dict]:
-    try:
-        with open(os.path.join(out, PROGRESS)) as fh:
-            return json.load(fh).get("overlaps", {})
-    except (OSError, ValueError):
-        return {}
+        return {}, {}
+    done = {name: files for name, files in doc.get("done", {}).items()
+            if all(os.path.isfile(os.path.join(out, f)) and _sha256(os.path.join(out, f)) == h
+                   for f, h in files.items())}
+    overlaps = {n: o for n, o in doc.get("overlaps", {}).items() if n in done}
+    return done, overlaps
 
 
 def _save_progress(out: str, config: dict, done: dict[str, dict[str, str]],
@@ -138,20 +130,17 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
     kwargs = {n: make_kwargs(mods[n], scheme=scheme, quick=quick) for n in names}
     os.makedirs(out, exist_ok=True)
     config = {"scheme": scheme, "quick": bool(quick)}
-    finished = _load_progress(out, config) if resume else {}
-    def hashes(files):                  # names relative to out: the manifest moves with it
-        return {os.path.relpath(f, out): _sha256(f) for f in files}
-
-    done = {n: hashes(files) for n, files in finished.items()}
-    overlaps = {n: o for n, o in _load_overlaps(out).items() if n in finished}
+    # the manifest names files relative to out, so that it moves with the folder
+    done, overlaps = _load_progress(out, config) if resume else ({}, {})
+    finished = set(done)
     written: list[str] = []
     bar = tqdm(names, desc="figures", unit="fig", disable=quiet)
     for name in bar:
         bar.set_postfix_str(name)
         if name in finished:
-            written += finished[name]
+            written += [os.path.join(out, f) for f in done[name]]
             if not quiet:
-                tqdm.write(f"{name}: done in an earlier run ({len(finished[name])} files)")
+                tqdm.write(f"{name}: done in an earlier run ({len(done[name])} files)")
             continue
         t0 = time.perf_counter()
         with text_layout.recording() as recorded:
@@ -163,7 +152,7 @@ def main(out: str = "paper_figs/out", only: list[str] | None = None, quiet: bool
             tqdm.write(f"warning: overlapping text in {png}: "
                        + "; ".join(f"{a!r} / {b!r}" for a, b in pairs[:3]), file=sys.stderr)
         written += files
-        done[name] = hashes(files)
+        done[name] = {os.path.relpath(f, out): _sha256(f) for f in files}
         overlaps[name] = clashes
         _save_progress(out, config, done, overlaps)
         if not quiet:

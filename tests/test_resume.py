@@ -66,7 +66,7 @@ def test_resume_redraws_a_module_whose_file_changed(tmp_path):
     build.main(out, only=["loss-landscape"], quick=True, quiet=True, resume=True)
     assert open(png, "rb").read() == good
     # another configuration (not quick) does not reuse the quick run's files
-    assert build._load_progress(out, {"scheme": "both", "quick": False}) == {}
+    assert build._load_progress(out, {"scheme": "both", "quick": False}) == ({}, {})
 
 
 def _basin_cmd(out, resume):
