@@ -573,7 +573,7 @@ def final_sensitivity(info: ModelInfo, land, lanes: list[dict[str, Any]], *,
             else:
                 Ks.append(int(steps[b]))
     idx = [b for b in range(len(lanes)) for _ in range(2)]
-    sub = _lane_subset(land, idx, len(lanes)) if land.n_lanes() is not None else land
+    sub = _lane_subset(land, idx, len(lanes))            # itself when no parameter is per lane
     if times is not None:
         num = dataclasses.replace(numerics or Numerics(), scheme="exact")
         tr = run_lanes(info, sub, pert, Ks, grids=grids, numerics=num)
