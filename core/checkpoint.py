@@ -60,8 +60,5 @@ class ChunkStore:
         atomic_write_text(self._path(i), text + "\n")
         return json.loads(text)
 
-    def done(self) -> int:
-        return sum(1 for f in os.listdir(self.dir) if f.startswith("chunk-"))
-
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -43,8 +43,6 @@ from core.errors import ConfigError
 from flows.kernels import SecondOrderKernel
 from landscapes.compiled import Unsupported, compiled_block_gradient
 
-#: the option's values: ``exact`` (piecewise-linear exact convolution) or ``gl<nodes>``
-QUADRATURE_CHOICES = ("exact", "gl1000")
 #: nodes of the published rule
 PUBLISHED_NODES = 1000
 #: elements (rows x nodes) per chunk of the torch engine
