@@ -478,6 +478,10 @@ class RefineStudy(Study):
                             "vs newton-flow, diag-newton-flow, jump-flow)")
         p.add_argument("--protocol", default="clean",
                        help="error protocol: paper or clean (default)")
+        p.add_argument("--no-conditioning", dest="conditioning", action="store_false",
+                       help="skip the per-row sensitivity estimates (two more runs of every "
+                            "lane; default: estimate them and keep ill-conditioned rows out of "
+                            "the fits)")
 
     def compute(self, args, numerics):
         if args.protocol not in PROTOCOLS:
@@ -486,7 +490,7 @@ class RefineStudy(Study):
         problem = problem_from_args(args, schemes=self.schemes)
         return refine(problem, protocol=args.protocol, epochs=args.epochs, horizon=args.horizon,
                       reference=args.reference, jump_rate=args.jump_rate,
-                      progress=not args.quiet)
+                      progress=not args.quiet, conditioning=args.conditioning)
 
     def plot(self, result, path) -> None:
         plot_refine(result, path)

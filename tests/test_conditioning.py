@@ -113,3 +113,15 @@ def test_cli_run_sensitivity(capsys):
     assert lanes[("adam-flow2", 1.0)]["conditioning"] == "ill-conditioned"
     assert lanes[("adam-flow2", -1.5)]["conditioning"] == "ok"
     assert lanes[("adam", -1.5)]["conditioning"] == "ok"
+
+
+def test_cli_refine_no_conditioning(capsys):
+    base = ["refine", "--landscape", "rosenbrock1d(c=4)", "--theta0", "-1.5", "--alpha", "0.02",
+            "0.05", "--models", "adam-flow2", "--beta1", "0.9", "--horizon", "1", "--json", "-"]
+    assert main(base + ["--no-conditioning"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert main(base) == 0
+    on = json.loads(capsys.readouterr().out)
+    assert {r["conditioning"] for r in off["rows"]} == {"not estimated"}
+    assert {r["conditioning"] for r in on["rows"]} == {"ok"}
+    assert [r["E_T"] for r in off["rows"]] == [r["E_T"] for r in on["rows"]]
