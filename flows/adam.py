@@ -138,32 +138,12 @@ class NonlocalAdamFlow(SemilinearFlow):
 
     def direction_partials(self, s: torch.Tensor, m: torch.Tensor, v: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """dA/dm, dA/dv (0 where v <= 0, as for the clamped sqrt) and dA/ds, each (B, n)."""
+        """dA/dm, dA/dv (0 where v <= 0, as for the clamped sqrt) and dA/ds, each (B, n): the
+        shared formulas of :mod:`flows.direction`."""
         hp = self.hp
-        q = s / hp.alpha + 1.0
-
-        def factor(b):
-            c = one_minus_pow(b, q)
-            bq = torch.exp(q * torch.log(b))
-            dc = torch.where(b > 0, -bq * torch.log(torch.where(b > 0, b, torch.ones_like(b))),
-                             torch.zeros_like(b)) / hp.alpha
-            return c, dc
-
-        c1, dc1 = factor(hp.beta1)
-        c2, dc2 = factor(hp.beta2)
-        sq = torch.sqrt(c2)
-        eta = sq / c1
-        deta = dc2 / (2.0 * sq * c1) - sq * dc1 / (c1 * c1)
-        epsq = hp.eps * sq
-        depsq = hp.eps * dc2 / (2.0 * sq)
-        pos = v > 0
-        rv = torch.sqrt(torch.where(pos, v, torch.zeros_like(v)))
-        S = rv + epsq[:, None]
-        dA_dm = eta[:, None] / S
-        dA_dv = torch.where(pos, -eta[:, None] * m / (S * S * 2.0 * torch.where(pos, rv, torch.ones_like(rv))),
-                            torch.zeros_like(v))
-        dA_ds = deta[:, None] * m / S - eta[:, None] * m * depsq[:, None] / (S * S)
-        return dA_dm, dA_dv, dA_ds
+        eta, epsq, deta, depsq = (x[:, None] for x in adam_math.bias_rates(
+            s / hp.alpha + 1.0, hp.beta1, hp.beta2, hp.eps, hp.alpha))
+        return adam_math.direction_partials(eta, epsq, deta, depsq, m, v)
 
     def jacobian(self, t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Closed-form Jacobian of L y + N (see :meth:`SemilinearFlow.jacobian`)."""

@@ -7,6 +7,13 @@ With q = s/alpha + 1 (SPEC §3.1):
 
 ``1 - b^q`` is evaluated as ``-expm1(q log b)`` (no cancellation for b near 1; b = 0 gives exactly 1,
 so eta = 1 and epsq = eps: the plain ``m / (sqrt(v) + eps)`` of RMSProp/AdaGrad).
+
+The partial derivatives of A (the Jacobian of the Adam-family flows: the torch flows'
+``jacobian`` and the compiled Rosenbrock stepper, :mod:`flows.fast.rosenbrock`) are written here
+once as well: with d(1 - b^q)/ds = -b^q log(b) / alpha (0 for b = 0),
+
+    dA/dm = eta / S,   dA/dv = -eta m / (2 sqrt(v) S^2) (0 where v <= 0, as for the clamped sqrt),
+    dA/ds = (d eta/ds) m / S - eta m (d epsq/ds) / S^2,        S = sqrt(max(v, 0)) + epsq.
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ from core.pointwise import TORCH
 
 
 def make_adam_math(xp):
-    """(bias_factors, bias_factors_log, direction) over the math namespace ``xp``."""
+    """(bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials) over the
+    math namespace ``xp``."""
 
     def bias_factors_log(q, log_beta1, log_beta2, eps):
         """(eta, epsq) at q = s/alpha + 1 from log b1, log b2 (constant per lane: taken once)."""
@@ -31,8 +39,39 @@ def make_adam_math(xp):
         """A = eta m / (sqrt(max(v, 0)) + epsq)."""
         return eta * m / (xp.sqrt(xp.pos(v)) + epsq)
 
-    return bias_factors, bias_factors_log, direction
+    def bias_rates_log(q, log_beta1, log_beta2, eps, alpha):
+        """(eta, epsq, d eta/ds, d epsq/ds) at q = s/alpha + 1; d(1 - b^q)/ds = -b^q log b / alpha,
+        0 where b^q = 0 (b = 0: log b = -inf)."""
+        c2 = -xp.expm1(q * log_beta2)
+        c1 = -xp.expm1(q * log_beta1)
+        p2 = xp.exp(q * log_beta2)
+        p1 = xp.exp(q * log_beta1)
+        dc2 = xp.where(p2 > 0.0, -p2 * log_beta2, 0.0 * p2) / alpha
+        dc1 = xp.where(p1 > 0.0, -p1 * log_beta1, 0.0 * p1) / alpha
+        sq = xp.sqrt(c2)
+        eta = sq / c1
+        deta = dc2 / (2.0 * sq * c1) - sq * dc1 / (c1 * c1)
+        return eta, eps * sq, deta, eps * dc2 / (2.0 * sq)
+
+    def direction_partials(eta, epsq, deta, depsq, m, v):
+        """(dA/dm, dA/dv, dA/ds) from the bias factors and their time derivatives."""
+        pos = v > 0.0
+        rv = xp.sqrt(xp.pos(v))
+        S = rv + epsq
+        dA_dm = eta / S
+        dA_dv = xp.where(pos, -eta * m / (2.0 * xp.where(pos, rv, 1.0 + 0.0 * rv) * S * S),
+                         0.0 * S)
+        dA_ds = deta * m / S - eta * m * depsq / (S * S)
+        return dA_dm, dA_dv, dA_ds
+
+    return bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials
 
 
 #: the torch versions (elementwise on broadcast tensors)
-bias_factors, bias_factors_log, direction = make_adam_math(TORCH)
+bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials = \
+    make_adam_math(TORCH)
+
+
+def bias_rates(q, beta1, beta2, eps, alpha):
+    """(eta, epsq, d eta/ds, d epsq/ds) at q = s/alpha + 1 (torch)."""
+    return bias_rates_log(q, TORCH.log(beta1), TORCH.log(beta2), eps, alpha)

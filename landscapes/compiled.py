@@ -37,7 +37,8 @@ import math
 
 import numpy as np
 import torch
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, types
+from numba.extending import register_jitable
 
 from landscapes.base import Landscape, Separable
 
@@ -76,8 +77,12 @@ def no_curvature():
 @functools.lru_cache(maxsize=None)
 def _block_gradient(dphi_point):
     """The C-callable block loop over an inlined dphi_point (cached on disk per landscape: the
-    cache key holds the inlined function)."""
-    point = njit(inline="always")(dphi_point)
+    cache key holds the inlined function).
+
+    The loop closes over the plain Python function, registered as jitable, not over a numba
+    dispatcher: numba keys its disk cache on the pickled closure, and a dispatcher pickles with a
+    per-process id, so every process missed the cache (and recompiled for about 0.1-0.2 s)."""
+    point = register_jitable(inline="always")(dphi_point)
 
     def dphi_block(x, p, out, count):
         xs = carray(x, (count,))

@@ -41,7 +41,7 @@ from core.validation import (
     steps_from_horizon,
 )
 from discrete.fast import compiled_support
-from flows.fast.solve import fast_support
+from flows.fast.solve import fast_support, rosenbrock_support
 from flows.paper_quadrature import parse_quadrature
 from flows.paper_scheme import SUBSTEPS, run_paper_scheme
 from flows.paper_scheme_2024 import run_paper2024
@@ -57,9 +57,10 @@ from runner.registry import get_model, hyper_params, registry
 #:           flow stiff (small beta2, late in a run); the torch engine's default
 #: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
 #:           steps on smooth runs, stability-limited where the nonlinear part is stiff (torch)
-INTEGRATORS = ("auto", "dop853", "exprb43", "etd4")
+INTEGRATORS = ("auto", "dop853", "rodas5p", "exprb43", "etd4")
 #: which engine runs each integrator
-INTEGRATOR_ENGINE = {"dop853": "compiled", "exprb43": "torch", "etd4": "torch"}
+INTEGRATOR_ENGINE = {"dop853": "compiled", "rodas5p": "compiled", "exprb43": "torch",
+                     "etd4": "torch"}
 
 #: evaluation orders of the discrete optimizers (``--arithmetic``, :mod:`discrete.classic`):
 #: spec  - the SPEC §2 formulas literally, left to right (the default; the compiled engine's order)
@@ -182,6 +183,11 @@ class Numerics:
         if want == "torch":
             return "torch", "exprb43" if self.integrator == "auto" else self.integrator
         why = fast_support(flow, self.torch_dtype, self.torch_device)
+        if why is None and self.integrator == "rodas5p":
+            why = rosenbrock_support(flow)
+            if why is not None:
+                raise ConfigError(f"the rodas5p stepper cannot run this: {why}")
+            return "compiled", "rodas5p"
         if why is None:
             return "compiled", "dop853"
         if want == "compiled":
@@ -326,7 +332,7 @@ def _run_exact(info, land, lanes, Ks, every, grids, num, theta0) -> Trajectory:
     rtol, atol = num.tolerances(dtype)
     if engine == "compiled":
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
-                        atol=atol, engine="compiled")
+                        atol=atol, engine="compiled", stepper=integrator)
     else:
         # the model's own events (a switched flow's gates) are located by the torch engine
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,

@@ -37,8 +37,8 @@ ADAM_FORM = 0
 NEWTON_FORM = 1
 MODIFIED_FORM = 2
 
-_, bias_factors_log, direction = (njit(cache=True, inline="always")(f)
-                                  for f in make_adam_math(numba_math))
+_, bias_factors_log, direction, bias_rates_log, direction_partials = (
+    njit(cache=True, inline="always")(f) for f in make_adam_math(numba_math))
 
 (gd_velocity, principal_factor, heavyball_reduced_velocity, sign_velocity, adam_leading,
  adam_correction) = (njit(cache=True, inline="always")(f) for f in make_modified_math(numba_math))
@@ -120,6 +120,68 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
         for j in range(nbgg):
             out[base + int(mrow[pbgg + 1 + 2 * j])] += mrow[pbgg + 2 + 2 * j] * g2
         out[base + r] += kA * A
+
+
+@njit(cache=True, inline="always")
+def adam_form_jacobian(grad, hess, s, y, J, Jt, mrow, lrow, n, d):
+    """The Jacobian of :func:`adam_form` per coordinate (the form decouples the coordinates of a
+    separable landscape): J (n d, d), row i d + q holding dF_q/dz_k of coordinate i's block, and
+    Jt (n d,) = dF/ds,
+
+        J  = L + e_r kA (dA/dm (c_m + wg h e_0) + dA/dv c_v)^T + (bg + 2 bgg g) h e_0^T,
+        Jt = e_r kA dA/ds,        g = phi'(theta_i), h = phi''(theta_i),
+
+    with the partials of the shared direction code (:func:`flows.direction.make_adam_math`)."""
+    kA = mrow[0]
+    alpha = mrow[1]
+    wg = mrow[5]
+    r = int(mrow[6])
+    if mrow[7] != 0.0:
+        eta, epsq, deta, depsq = bias_rates_log(s / alpha + 1.0, mrow[2], mrow[3], mrow[4], alpha)
+    else:
+        eta, epsq, deta, depsq = 1.0, mrow[4], 0.0, 0.0
+    lp = lrow.ctypes
+    nL = int(mrow[HEAD])
+    pcm = HEAD + 1 + 3 * nL
+    ncm = int(mrow[pcm])
+    pcv = pcm + 1 + 2 * ncm
+    ncv = int(mrow[pcv])
+    pbg = pcv + 1 + 2 * ncv
+    nbg = int(mrow[pbg])
+    pbgg = pbg + 1 + 2 * nbg
+    nbgg = int(mrow[pbgg])
+    for i in range(n):
+        base = i * d
+        x = y[base]
+        gi = grad(x, lp)
+        hi = hess(x, lp)
+        m = 0.0
+        for j in range(ncm):
+            m += mrow[pcm + 2 + 2 * j] * y[base + int(mrow[pcm + 1 + 2 * j])]
+        v = 0.0
+        for j in range(ncv):
+            v += mrow[pcv + 2 + 2 * j] * y[base + int(mrow[pcv + 1 + 2 * j])]
+        if wg != 0.0:
+            m += wg * gi
+        dA_dm, dA_dv, dA_ds = direction_partials(eta, epsq, deta, depsq, m, v)
+        for q in range(d):
+            Jt[base + q] = 0.0
+            for k in range(d):
+                J[base + q, k] = 0.0
+        for j in range(nL):
+            p = HEAD + 1 + 3 * j
+            J[base + int(mrow[p]), int(mrow[p + 1])] += mrow[p + 2]
+        for j in range(ncm):
+            J[base + r, int(mrow[pcm + 1 + 2 * j])] += kA * dA_dm * mrow[pcm + 2 + 2 * j]
+        for j in range(ncv):
+            J[base + r, int(mrow[pcv + 1 + 2 * j])] += kA * dA_dv * mrow[pcv + 2 + 2 * j]
+        if wg != 0.0:
+            J[base + r, 0] += kA * dA_dm * wg * hi
+        for j in range(nbg):
+            J[base + int(mrow[pbg + 1 + 2 * j]), 0] += mrow[pbg + 2 + 2 * j] * hi
+        for j in range(nbgg):
+            J[base + int(mrow[pbgg + 1 + 2 * j]), 0] += mrow[pbgg + 2 + 2 * j] * 2.0 * gi * hi
+        Jt[base + r] = kA * dA_ds
 
 
 @njit(cache=True, inline="always")
@@ -232,6 +294,14 @@ def stiffness(family: int, M: np.ndarray) -> np.ndarray:
     if family == MODIFIED_FORM:
         return np.ones(M.shape[0])
     return 1.0 / M[:, 1]
+
+
+@njit(cache=True)
+def jacobian_lanes(grad, hess, s, Y, M, LP, n, d, J, Jt):
+    """The Adam form's per-coordinate Jacobian blocks J (B, n d, d) and dF/ds Jt (B, n d) for
+    every lane (:func:`adam_form_jacobian`), for checks."""
+    for b in range(Y.shape[0]):
+        adam_form_jacobian(grad, hess, s[b], Y[b], J[b], Jt[b], M[b], LP[b], n, d)
 
 
 @njit(cache=True)
