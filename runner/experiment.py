@@ -41,7 +41,7 @@ from core.validation import (
     steps_from_horizon,
 )
 from discrete.fast import compiled_support
-from flows.fast.solve import fast_support, rosenbrock_support
+from flows.fast.solve import fast_stepper, fast_support
 from flows.paper_quadrature import parse_quadrature
 from flows.paper_scheme import SUBSTEPS, run_paper_scheme
 from flows.paper_scheme_2024 import run_paper2024
@@ -50,9 +50,14 @@ from flows.solvers import HochbruckOstermann4
 from runner.registry import get_model, hyper_params, registry
 
 #: exact-mode steppers (``--integrator``):
-#: auto    - dop853 on the compiled engine where it applies, else exprb43 (the default)
-#: dop853  - Dormand-Prince 8(5,3), one adaptive loop per lane in one compiled kernel
+#: auto    - the compiled engine where it applies, each lane on dop853 or rodas5p
+#:           (:func:`flows.fast.solve.lane_steppers`: rodas5p for the stiff lanes of the Adam
+#:           family, from the start or from where dop853's stiffness test fires), else exprb43
+#:           (the default)
+#: dop853  - Dormand-Prince 8(5,3) on every lane, one adaptive loop per lane in one compiled kernel
 #:           (:mod:`flows.fast`; compiled engine only)
+#: rodas5p - the Rosenbrock method Rodas5P on every lane (the Adam-family flows on landscapes with
+#:           a compiled phi''; compiled engine only)
 #: exprb43 - exponential Rosenbrock, full Jacobian: robust also where the adaptive gain makes the
 #:           flow stiff (small beta2, late in a run); the torch engine's default
 #: etd4    - step doubling of the stiff-order-4 exponential RK with the fixed linear part: fewer
@@ -174,7 +179,9 @@ class Numerics:
         return "torch"
 
     def choose_engine(self, flow) -> tuple[str, str]:
-        """(engine, integrator) that run ``flow`` in the exact mode under these numerics.
+        """(engine, integrator) that run ``flow`` in the exact mode under these numerics; on the
+        compiled engine the integrator is dop853, rodas5p or dop853+rodas5p (auto's per-lane choice
+        for the Adam-family flows, :func:`flows.fast.solve.lane_steppers`).
 
         auto takes the compiled engine where :func:`flows.fast.solve.fast_support` allows it (and no
         torch stepper was named); ``--engine compiled`` or ``--integrator dop853`` where it does not
@@ -183,13 +190,11 @@ class Numerics:
         if want == "torch":
             return "torch", "exprb43" if self.integrator == "auto" else self.integrator
         why = fast_support(flow, self.torch_dtype, self.torch_device)
-        if why is None and self.integrator == "rodas5p":
-            why = rosenbrock_support(flow)
-            if why is not None:
-                raise ConfigError(f"the rodas5p stepper cannot run this: {why}")
-            return "compiled", "rodas5p"
         if why is None:
-            return "compiled", "dop853"
+            try:
+                return "compiled", fast_stepper(flow, self.integrator)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if want == "compiled":
             raise ConfigError(f"the compiled engine cannot run this: {why} (use --engine torch)")
         return "torch", "exprb43"
@@ -332,7 +337,8 @@ def _run_exact(info, land, lanes, Ks, every, grids, num, theta0) -> Trajectory:
     rtol, atol = num.tolerances(dtype)
     if engine == "compiled":
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,
-                        atol=atol, engine="compiled", stepper=integrator)
+                        atol=atol, engine="compiled",
+                        stepper="auto" if num.integrator == "auto" else integrator)
     else:
         # the model's own events (a switched flow's gates) are located by the torch engine
         traj = simulate(flow, theta0, t_out, n_out, params=_params(info, lanes), rtol=rtol,

@@ -122,8 +122,9 @@ def add_numerics_options(p: argparse.ArgumentParser, *, scheme_default: str = "e
                        f"{s} ({', '.join(scheme_models(s))})" if s != "exact" else "exact (every flow)"
                        for s in SCHEME_NAMES))
     p.add_argument("--integrator", default="auto",
-                   help=f"exact-mode stepper: {', '.join(INTEGRATORS)} (default auto: dop853 on "
-                        "the compiled engine where it applies, else exprb43)")
+                   help=f"exact-mode stepper: {', '.join(INTEGRATORS)} (default auto: on the "
+                        "compiled engine per lane dop853 or, for stiff Adam-family lanes, rodas5p; "
+                        "else exprb43)")
     p.add_argument("--engine", default="auto",
                    help=f"exact-mode engine: {', '.join(ENGINES)} (default auto: compiled where the "
                         "flow, landscape, dtype and device allow it; torch = the reference engine)")

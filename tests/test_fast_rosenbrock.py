@@ -70,7 +70,7 @@ def test_compiled_jacobian_is_the_flows(name):
     y = y + 0.2 * torch.rand(y.shape, generator=torch.Generator().manual_seed(1), dtype=F64).abs()
     t = torch.tensor([0.4, 1.3], dtype=F64)
     Jy, Jt = flow.jacobian(t, y)
-    _, grad, hess, _, M, LP = compiled_problem(flow)
+    _, grad, hess, _, M, LP = compiled_problem(flow, jacobian=True)
     B, n, d = y.shape
     J = np.zeros((B, n * d, d))
     Jtc = np.zeros((B, n * d))
@@ -92,7 +92,8 @@ def test_rodas5p_matches_lsoda_and_needs_fewer_steps_when_stiff(alpha):
     te = np.linspace(0.0, T, 301)
     ros = solve_fast(flow, y0, torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12,
                      stepper="rodas5p")
-    dop = solve_fast(flow, y0, torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12)
+    dop = solve_fast(flow, y0, torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12,
+                     stepper="dop853")
     f = ref.rhs_flow2(c, alpha, 0.9, 0.999, 1e-8)
     r = solve_ivp(f, (0.0, T), y0[0, 0].numpy(), method="LSODA", rtol=1e-12, atol=1e-14,
                   t_eval=te)
@@ -115,3 +116,37 @@ def test_rodas5p_through_the_runner_and_its_limits():
                                            dtype=F64)
     with pytest.raises(ConfigError, match="rodas5p"):
         Numerics(integrator="rodas5p").choose_engine(newton)
+
+
+def test_auto_switches_a_lane_that_turns_stiff_and_keeps_lanes_independent():
+    # rmsprop-flow near its minimum: v decays at rate lam = (1 - beta)/alpha = 20 while the gain
+    # 1/sqrt(v) grows, so the lane turns stiff (stability-bound) long after the start, which no
+    # rule on the parameters sees; DOP853 alone spends its budget there, auto hands the lane to
+    # Rodas5P where DOP853's stiffness test fires
+    c, beta, eps, T = 4.0, 0.99, 1e-8, 4.5
+    alphas = [5e-4, 1e-2, 5e-4]
+    theta0 = [-1.5, 0.3, 1.8]
+    land = landscapes.parse(f"rosenbrock1d(c={c})")
+    flow = registry()["rmsprop-flow"].cls(land, alpha=torch.tensor(alphas, dtype=F64), n_lanes=3,
+                                          dtype=F64)
+    y0 = flow.initial_state(torch.tensor(theta0, dtype=F64)[:, None])
+    te = np.linspace(0.0, T, 46)
+    auto = solve_fast(flow, y0, torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12)
+    dop = solve_fast(flow, y0, torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12,
+                     stepper="dop853", max_steps=20_000)
+    assert auto.status.tolist() == [0, 0, 0]
+    assert int(dop.status[0]) == 3 and int(dop.status[2]) == 3        # budget spent
+    assert int(auto.stats["accepted"].max()) < 2000
+
+    def f(t, y, a):
+        g = 2 * (y[0] - 1) + 4 * c * y[0] * (y[0] ** 2 - 1)
+        return [-g / (np.sqrt(max(y[1], 0.0)) + eps), (1 - beta) / a * (g * g - y[1])]
+
+    for b in range(3):
+        r = solve_ivp(f, (0.0, T), y0[b, 0].numpy(), method="LSODA", rtol=1e-12, atol=1e-14,
+                      t_eval=te, args=(alphas[b],))
+        assert np.abs(auto.ys[b, :, 0, 0].numpy() - r.y[0]).max() <= 2e-9, b
+        # a lane alone gives the same bits as in the batch (its stepper is its own)
+        one = flow.subset(torch.tensor([b]))
+        alone = solve_fast(one, y0[b:b + 1], torch.tensor(te, dtype=F64), rtol=1e-10, atol=1e-12)
+        assert torch.equal(alone.ys[0], auto.ys[b])

@@ -1,21 +1,22 @@
-r"""The per-lane compiled integrator: DOP853 with its own adaptive loop for every lane.
+r"""The per-lane explicit integrator: DOP853 with its own adaptive loop for one lane.
 
-The kernel
+    lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+         h_max, bound, detect, yh, ys, status, div_at, t_fin, nfev, acc, rej)
 
-    solve_lanes(family, grad, hess, third, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-                h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
-
-runs lanes ``order[j]`` in a ``prange`` loop over the right-hand side of flow family ``family``
-with the landscape's pointwise phi', phi'' and phi''' ``grad``, ``hess``, ``third``
-(:func:`flows.fast.rhs.family_rhs`; ``hess`` only read by the Newton form and the
-modified-equation velocities, ``third`` only by gd-flow3's). It is compiled once and cached on disk
-by numba (all three are first-class function arguments of one type, not specialisations). Each lane
-is an independent adaptive integration (the design of ensemble GPU kernels: no lockstep, no host
-synchronisation, a finished lane costs nothing):
+integrates lane ``b``; :func:`flows.fast.ensemble.solve_ensemble` runs the lanes ``order[j]`` in a
+``prange`` loop. With ``detect`` (an Adam-family lane that auto lets switch) it applies a stiffness
+test after every accepted step (h max_k |J_kk| from the form's closed-form Jacobian, see
+STIFF_HLAMBDA) and hands the lane over to Rodas5P where the test fires. The lane runs the right-hand
+side of flow family ``family`` with the landscape's pointwise phi', phi'' and phi''' ``grad``,
+``hess``, ``third`` (:func:`flows.fast.rhs.family_rhs`; ``hess`` only read by the Newton form and
+the modified-equation velocities and the stiffness test, ``third`` only by gd-flow3's). It is
+compiled once and cached on disk by numba (all three are first-class function arguments of one type,
+not specialisations). Each lane is an independent adaptive integration (the design of ensemble GPU
+kernels: no lockstep, no host synchronisation, a finished lane costs nothing):
 
 * step: Dormand-Prince 8(5,3), FSAL (:mod:`flows.fast.dop853`);
 * error: the DOP853 combination of the 5th- and 3rd-order estimates, RMS over the components with
-  ``ew > 0`` (the flow's :meth:`error_weights`), scale atol + rtol max(|y|, |y_new|);
+  ``ew[b] > 0``, scale atol + rtol max(|y|, |y_new|);
 * control: h_new = h min(10, max(0.2, 0.9 err^{-1/8})), no growth right after a rejection; the first
   step from the Hairer-Wanner starting-step estimate; the last step lands exactly on the lane's last
   output time; h <= h_max;
@@ -38,21 +39,29 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flows.fast import dop853 as tab
-from flows.fast.rhs import family_rhs
+from flows.fast.lane_control import (
+    DIVERGED,
+    MAX_STEPS,
+    STALL_LIMIT,
+    below_floor,
+    count_stalls,
+    first_step,
+    first_trial,
+    floor_status,
+    out_of_bounds,
+    start_lane,
+)
+from flows.fast.rhs import adam_form_jacobian, family_rhs
 
-OK, DIVERGED, STEP_UNDERFLOW, MAX_STEPS = 0, 1, 2, 3
-
-#: the step floor: FLOOR_ULPS ulp of t (module docstring)
-FLOOR_ULPS = 16.0
-EPS = 2.220446049250313e-16
-
-#: stalls in a row (module docstring) that end a lane as diverged (lanes that escape a stall
-#: were seen to need fewer than 10)
-STALL_LIMIT = 100
-
+#: the stiffness test of a switching lane (:mod:`flows.fast.ensemble`): an accepted step with
+#: h max_k |J_kk| > STIFF_HLAMBDA (half the stability interval [-6.1, 0] on the negative axis,
+#: where the order-7 dense output already loses digits: 8e-6 at rtol 1e-10 on rmsprop-flow at
+#: alpha = 0.01 near its minimum, where the step ends are right to 2e-9) counts; STIFF_STEPS of
+#: them, without CALM_STEPS calm steps in a row between them, make the lane stiff
+STIFF_HLAMBDA, STIFF_STEPS, CALM_STEPS = 1.5, 2, 6
 
 C, CX, Dm = tab.C, tab.C_EXTRA, tab.D
 NS = tab.N_STAGES
@@ -81,10 +90,17 @@ E3_VAL = tab.E3[E_IDX].copy()
 
 @njit(cache=True)
 def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-         h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
+         h_max, bound, detect, yh, ys, status, div_at, t_fin, nfev, acc, rej):
+    """Lane ``b`` from y0[b] at t = 0. ``detect``: stop where the lane turns stiff (module
+    docstring), leaving its state in ``yh`` and returning (True, t, h, p, steps): the time, the
+    next step, the next output index and the attempted steps so far, for the stiff stepper to go on
+    from (:mod:`flows.fast.ensemble`); (False, ...) when the lane ended here."""
     N = y0.shape[1]
     mrow = M[b]
     lrow = LP[b]
+    w = ew[b]
+    J = np.empty((N if detect else 0, d))
+    Jt = np.empty(N if detect else 0)
     K = np.empty((NS + 4, N))
     F = np.empty((7, N))
     g = np.empty(n)
@@ -96,19 +112,10 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
     nf = 0
     na = 0
     nr = 0
-    p = 0
-    while p < nout and t_out[b, p] <= t:
-        ys[b, p, :] = y
-        p += 1
-    for i in range(n):
-        th = y[i * d]
-        if not (abs(th) <= bound):
-            status[b] = DIVERGED
-            div_at[b] = t
-            p = nout
+    p = start_lane(b, y, t_out, n_out, ys, n, d, bound, status, div_at)
     if p >= nout:
         t_fin[b] = t
-        return
+        return False, t, 0.0, p, 0
     t_end = t_out[b, nout - 1]
     family_rhs(family, grad, hess, third, t, y, K[0], mrow, lrow, n, d, g)
     nf += 1
@@ -118,40 +125,22 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             div_at[b] = t
             t_fin[b] = t
             nfev[b] = nf
-            return
+            return False, t, 0.0, p, 0
     # starting step (Hairer, Norsett & Wanner, II.4)
-    span = t_end - t
-    d0 = 0.0
-    d1 = 0.0
-    for k in range(N):
-        sc = atol + rtol * abs(y[k])
-        d0 += (y[k] / sc) ** 2
-        d1 += (K[0, k] / sc) ** 2
-    d0 = math.sqrt(d0 / N)
-    d1 = math.sqrt(d1 / N)
-    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-    h0 = min(h0, span, h_max)
+    one = np.ones(N)
+    h0, d1 = first_trial(y, K[0], one, atol, rtol, t_end - t, h_max)
     for k in range(N):
         tmp[k] = y[k] + h0 * K[0, k]
     family_rhs(family, grad, hess, third, t + h0, tmp, K[1], mrow, lrow, n, d, g)
     nf += 1
-    d2 = 0.0
-    for k in range(N):
-        sc = atol + rtol * abs(y[k])
-        d2 += ((K[1, k] - K[0, k]) / sc) ** 2
-    d2 = math.sqrt(d2 / N) / h0
-    dm = max(d1, d2)
-    if dm <= 1e-15:
-        h1 = max(1e-6, h0 * 1e-3)
-    else:
-        h1 = (0.01 / dm) ** inv_q
-    h = min(100.0 * h0, h1)
-    if not (h > 0.0):                          # a non-finite trial rhs in the estimate
-        h = h0
+    h = first_step(y, K[0], K[1], one, atol, rtol, h0, d1, inv_q)
     rejected_last = False
     nonfinite = False
     stalls = 0
     steps = 0
+    stiff = 0                   # Hairer's stiffness test: h lambda > 6.1 counts
+    calm = 0
+    switch = False
     while True:
         if steps >= max_steps:
             status[b] = MAX_STEPS
@@ -162,12 +151,10 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
         last = h >= span
         if last:
             h = span
-        if not last and h <= FLOOR_ULPS * EPS * max(abs(t), 1e-300):
+        if below_floor(h, t, last):
+            status[b] = floor_status(nonfinite)
             if nonfinite:                 # driven to the floor by non-finite trial states
-                status[b] = DIVERGED
                 div_at[b] = t
-            else:
-                status[b] = STEP_UNDERFLOW
             break
         # stages 1..11
         for s in range(1, NS):
@@ -191,7 +178,7 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
         e3 = 0.0
         nc = 0
         for k in range(N):
-            if ew[k] > 0.0:
+            if w[k] > 0.0:
                 sc = atol + rtol * max(abs(y[k]), abs(yn[k]))
                 a5 = 0.0
                 a3 = 0.0
@@ -216,21 +203,30 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             rejected_last = True
             continue
         na += 1
-        moved = False
-        for k in range(N):
-            if yn[k] != y[k]:
-                moved = True
-        if moved:
-            stalls = 0
-        elif nonfinite:
-            # accepted right after a non-finite trial, too short to move the state: the lane
-            # stalls at the edge of a region where the right-hand side is not finite
-            stalls += 1
-            if stalls >= STALL_LIMIT:
-                status[b] = DIVERGED
-                div_at[b] = t
-                break
+        # accepted right after a non-finite trial, too short to move the state: the lane
+        # stalls at the edge of a region where the right-hand side is not finite
+        stalls = count_stalls(y, yn, nonfinite, stalls)
+        if stalls >= STALL_LIMIT:
+            status[b] = DIVERGED
+            div_at[b] = t
+            break
         nonfinite = False
+        if detect:
+            # h |lambda| from the Jacobian's diagonal at the new state (the Adam-family form's
+            # closed form): Hairer's estimate from the last two stages misses a stiff theta
+            # whose deviation from its equilibrium is far below the drift of the memories
+            adam_form_jacobian(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d)
+            rho = 0.0
+            for k in range(N):
+                rho = max(rho, abs(J[k, k % d]))
+            if h * rho > STIFF_HLAMBDA:
+                calm = 0
+                stiff += 1
+                switch = stiff >= STIFF_STEPS
+            else:
+                calm += 1
+                if calm >= CALM_STEPS:
+                    stiff = 0
         dense = False
         while p < nout and t_out[b, p] <= t_new:
             tp = t_out[b, p]
@@ -276,11 +272,7 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
         for k in range(N):
             y[k] = yn[k]
             K[0, k] = K[NS, k]
-        bad = False
-        for i in range(n):
-            if not (abs(y[i * d]) <= bound):
-                bad = True
-        if bad:
+        if out_of_bounds(y, n, d, bound):
             status[b] = DIVERGED
             div_at[b] = t
             break
@@ -294,15 +286,15 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             factor = min(1.0, factor)
         h *= factor
         rejected_last = False
+        if switch:
+            for k in range(N):
+                yh[k] = y[k]
+            nfev[b] = nf
+            acc[b] = na
+            rej[b] = nr
+            return True, t, h, p, steps
     t_fin[b] = t
     nfev[b] = nf
     acc[b] = na
     rej[b] = nr
-
-
-@njit(cache=True, parallel=True)
-def solve_lanes(family, grad, hess, third, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol,
-                max_steps, h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
-    for j in prange(order.shape[0]):
-        lane(family, grad, hess, third, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol,
-             max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
+    return False, t, h, p, steps

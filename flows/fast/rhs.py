@@ -77,6 +77,36 @@ def pack_adam_form(dense: np.ndarray, d: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
+def _row_layout(mrow):
+    """Offsets of a packed row's sparse blocks (:func:`pack_adam_form`): nL, then (position, count)
+    of cm, cv, bg and bgg."""
+    nL = int(mrow[HEAD])
+    pcm = HEAD + 1 + 3 * nL
+    ncm = int(mrow[pcm])
+    pcv = pcm + 1 + 2 * ncm
+    ncv = int(mrow[pcv])
+    pbg = pcv + 1 + 2 * ncv
+    nbg = int(mrow[pbg])
+    pbgg = pbg + 1 + 2 * nbg
+    nbgg = int(mrow[pbgg])
+    return nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg
+
+
+@njit(cache=True, inline="always")
+def _memories(mrow, y, base, pcm, ncm, pcv, ncv, wg, gi):
+    """The direction's arguments of the coordinate at ``base``: m = c_m . z + wg g, v = c_v . z."""
+    m = 0.0
+    for j in range(ncm):
+        m += mrow[pcm + 2 + 2 * j] * y[base + int(mrow[pcm + 1 + 2 * j])]
+    v = 0.0
+    for j in range(ncv):
+        v += mrow[pcv + 2 + 2 * j] * y[base + int(mrow[pcv + 1 + 2 * j])]
+    if wg != 0.0:
+        m += wg * gi
+    return m, v
+
+
+@njit(cache=True, inline="always")
 def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
     """z' = L z + e_r kA A(s) + bg g + bgg g^2 per coordinate (:mod:`flows.compiled_form`), on a
     packed row (:func:`pack_adam_form`)."""
@@ -88,26 +118,11 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
     else:
         eta, epsq = 1.0, mrow[4]
     lp = lrow.ctypes
-    nL = int(mrow[HEAD])
-    pcm = HEAD + 1 + 3 * nL
-    ncm = int(mrow[pcm])
-    pcv = pcm + 1 + 2 * ncm
-    ncv = int(mrow[pcv])
-    pbg = pcv + 1 + 2 * ncv
-    nbg = int(mrow[pbg])
-    pbgg = pbg + 1 + 2 * nbg
-    nbgg = int(mrow[pbgg])
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = _row_layout(mrow)
     for i in range(n):
         base = i * d
         gi = grad(y[base], lp)
-        m = 0.0
-        for j in range(ncm):
-            m += mrow[pcm + 2 + 2 * j] * y[base + int(mrow[pcm + 1 + 2 * j])]
-        v = 0.0
-        for j in range(ncv):
-            v += mrow[pcv + 2 + 2 * j] * y[base + int(mrow[pcv + 1 + 2 * j])]
-        if wg != 0.0:
-            m += wg * gi
+        m, v = _memories(mrow, y, base, pcm, ncm, pcv, ncv, wg, gi)
         A = direction(eta, epsq, m, v)
         for q in range(d):
             out[base + q] = 0.0
@@ -141,28 +156,13 @@ def adam_form_jacobian(grad, hess, s, y, J, Jt, mrow, lrow, n, d):
     else:
         eta, epsq, deta, depsq = 1.0, mrow[4], 0.0, 0.0
     lp = lrow.ctypes
-    nL = int(mrow[HEAD])
-    pcm = HEAD + 1 + 3 * nL
-    ncm = int(mrow[pcm])
-    pcv = pcm + 1 + 2 * ncm
-    ncv = int(mrow[pcv])
-    pbg = pcv + 1 + 2 * ncv
-    nbg = int(mrow[pbg])
-    pbgg = pbg + 1 + 2 * nbg
-    nbgg = int(mrow[pbgg])
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = _row_layout(mrow)
     for i in range(n):
         base = i * d
         x = y[base]
         gi = grad(x, lp)
         hi = hess(x, lp)
-        m = 0.0
-        for j in range(ncm):
-            m += mrow[pcm + 2 + 2 * j] * y[base + int(mrow[pcm + 1 + 2 * j])]
-        v = 0.0
-        for j in range(ncv):
-            v += mrow[pcv + 2 + 2 * j] * y[base + int(mrow[pcv + 1 + 2 * j])]
-        if wg != 0.0:
-            m += wg * gi
+        m, v = _memories(mrow, y, base, pcm, ncm, pcv, ncv, wg, gi)
         dA_dm, dA_dv, dA_ds = direction_partials(eta, epsq, deta, depsq, m, v)
         for q in range(d):
             Jt[base + q] = 0.0

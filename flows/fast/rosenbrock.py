@@ -1,14 +1,12 @@
-r"""The per-lane compiled stiff integrator: Rodas5P with its own adaptive loop for every lane.
+r"""The per-lane stiff integrator: Rodas5P with its own adaptive loop for one lane.
 
-The kernel
+    lane(grad, hess, b, y, t, p, h, steps, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+         h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
 
-    solve_lanes_rosenbrock(grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-                           h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej)
-
-runs the Adam-family form (:func:`flows.fast.rhs.adam_form`) of lanes ``order[j]`` in a ``prange``
-loop, with the same arguments, outputs and statuses as the explicit kernel
-(:func:`flows.fast.kernel.solve_lanes`), except that ``hess`` must be the landscape's compiled
-phi'' (the Jacobian reads it) and ``ew`` is a per-lane (B, n d) array of error weights.
+integrates the Adam-family form (:func:`flows.fast.rhs.adam_form`) of lane ``b`` from the start or
+from where the explicit stepper handed it over (:mod:`flows.fast.ensemble`), with the outputs and
+statuses of the explicit lane (:func:`flows.fast.kernel.lane`); ``hess`` must be the landscape's
+compiled phi'' (the Jacobian reads it) and ``ew`` (B, n d) holds per-lane error weights.
 
 Why a second stepper: the second-order flows are stiff in their *linear* part (each of theta, m, v
 is a damped oscillator with friction 2/alpha), and an explicit method, stable or not, pays for it
@@ -39,16 +37,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from flows.fast import rodas5p as tab
-from flows.fast.kernel import (
+from flows.fast.lane_control import (
     DIVERGED,
-    EPS,
-    FLOOR_ULPS,
     MAX_STEPS,
     STALL_LIMIT,
-    STEP_UNDERFLOW,
+    below_floor,
+    count_stalls,
+    first_step,
+    first_trial,
+    floor_status,
+    out_of_bounds,
+    start_lane,
 )
 from flows.fast.rhs import ADAM_FORM, adam_form_jacobian, family_rhs
 
@@ -108,9 +110,13 @@ def _solve(W, piv, base, d, x):
 
 
 @njit(cache=True, error_model="numpy")
-def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
-         ys, status, div_at, t_fin, nfev, acc, rej):
-    N = y0.shape[1]
+def lane(grad, hess, b, y, t, p, h, steps, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
+         h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
+    """Lane ``b`` from state ``y`` (its own copy, the work array) at time ``t``: p < 0 a fresh
+    start (t = 0, y = y0[b]); else the explicit stepper's hand-over (:mod:`flows.fast.ensemble`)
+    with p the next output index, h > 0 the next step, ``steps`` the attempted steps so far and
+    the counters nfev, acc, rej[b] so far."""
+    N = y.shape[0]
     mrow = M[b]
     lrow = LP[b]
     w = ew[b]
@@ -123,22 +129,14 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
     f0 = np.empty(N)
     u = np.empty(N)
     g = np.empty(n)
-    y = y0[b].copy()
     yn = np.empty(N)
     nout = n_out[b]
-    t = 0.0
-    nf = 0
-    na = 0
-    nr = 0
-    p = 0
-    while p < nout and t_out[b, p] <= t:
-        ys[b, p, :] = y
-        p += 1
-    for i in range(n):
-        if not (abs(y[i * d]) <= bound):
-            status[b] = DIVERGED
-            div_at[b] = t
-            p = nout
+    nf = nfev[b]
+    na = acc[b]
+    nr = rej[b]
+    fresh = p < 0
+    if fresh:
+        p = start_lane(b, y, t_out, n_out, ys, n, d, bound, status, div_at)
     if p >= nout:
         t_fin[b] = t
         return
@@ -152,40 +150,18 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
             t_fin[b] = t
             nfev[b] = nf
             return
-    # starting step (Hairer, Norsett & Wanner, II.4), in the weighted norm
-    span = t_end - t
-    d0 = 0.0
-    d1 = 0.0
-    for k in range(N):
-        sc = atol + rtol * abs(y[k])
-        d0 += (w[k] * y[k] / sc) ** 2
-        d1 += (w[k] * f0[k] / sc) ** 2
-    d0 = math.sqrt(d0 / N)
-    d1 = math.sqrt(d1 / N)
-    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-    h0 = min(h0, span, h_max)
-    for k in range(N):
-        u[k] = y[k] + h0 * f0[k]
-    family_rhs(ADAM_FORM, grad, hess, hess, t + h0, u, K[0], mrow, lrow, n, d, g)
-    nf += 1
-    d2 = 0.0
-    for k in range(N):
-        sc = atol + rtol * abs(y[k])
-        d2 += (w[k] * (K[0, k] - f0[k]) / sc) ** 2
-    d2 = math.sqrt(d2 / N) / h0
-    dm = max(d1, d2)
-    if dm <= 1e-15:
-        h1 = max(1e-6, h0 * 1e-3)
-    else:
-        h1 = (0.01 / dm) ** (1.0 / 6.0)
-    h = min(100.0 * h0, h1)
-    if not (h > 0.0):                          # a non-finite trial rhs in the estimate
-        h = h0
+    if not (h > 0.0):
+        # starting step (Hairer, Norsett & Wanner, II.4), in the weighted norm
+        h0, d1 = first_trial(y, f0, w, atol, rtol, t_end - t, h_max)
+        for k in range(N):
+            u[k] = y[k] + h0 * f0[k]
+        family_rhs(ADAM_FORM, grad, hess, hess, t + h0, u, K[0], mrow, lrow, n, d, g)
+        nf += 1
+        h = first_step(y, f0, K[0], w, atol, rtol, h0, d1, 1.0 / 6.0)
     need_jac = True
     rejected_last = False
     nonfinite = False
     stalls = 0
-    steps = 0
     h_acc = 0.0
     err_acc = 1.0
     while True:
@@ -198,12 +174,10 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
         last = h >= span
         if last:
             h = span
-        if not last and h <= FLOOR_ULPS * EPS * max(abs(t), 1e-300):
+        if below_floor(h, t, last):
+            status[b] = floor_status(nonfinite)
             if nonfinite:                 # driven to the floor by non-finite trial states
-                status[b] = DIVERGED
                 div_at[b] = t
-            else:
-                status[b] = STEP_UNDERFLOW
             break
         if need_jac:
             adam_form_jacobian(grad, hess, t, y, J, Jt, mrow, lrow, n, d)
@@ -260,18 +234,11 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
             rejected_last = True
             continue
         na += 1
-        moved = False
-        for k in range(N):
-            if yn[k] != y[k]:
-                moved = True
-        if moved:
-            stalls = 0
-        elif nonfinite:
-            stalls += 1
-            if stalls >= STALL_LIMIT:
-                status[b] = DIVERGED
-                div_at[b] = t
-                break
+        stalls = count_stalls(y, yn, nonfinite, stalls)
+        if stalls >= STALL_LIMIT:
+            status[b] = DIVERGED
+            div_at[b] = t
+            break
         nonfinite = False
         t_new = t_end if last else t + h
         dense = False
@@ -297,11 +264,7 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
         t = t_new
         for k in range(N):
             y[k] = yn[k]
-        bad = False
-        for i in range(n):
-            if not (abs(y[i * d]) <= bound):
-                bad = True
-        if bad:
+        if out_of_bounds(y, n, d, bound):
             status[b] = DIVERGED
             div_at[b] = t
             break
@@ -328,11 +291,3 @@ def lane(grad, hess, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps
     nfev[b] = nf
     acc[b] = na
     rej[b] = nr
-
-
-@njit(cache=True, parallel=True)
-def solve_lanes_rosenbrock(grad, hess, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-                           h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
-    for j in prange(order.shape[0]):
-        lane(grad, hess, order[j], y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
-             h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)

@@ -18,7 +18,7 @@ import torch
 
 from core.trajectory import DIVERGENCE_BOUND
 from flows.compiled_form import AdamForm, ModifiedForm, NewtonForm
-from flows.fast.kernel import solve_lanes
+from flows.fast.ensemble import EXPLICIT, ROSENBROCK, SWITCHING, solve_ensemble
 from flows.fast.rhs import (
     ADAM_FORM,
     MODIFIED_FORM,
@@ -27,7 +27,6 @@ from flows.fast.rhs import (
     pack_adam_form,
     stiffness,
 )
-from flows.fast.rosenbrock import solve_lanes_rosenbrock
 from flows.semilinear import SemilinearFlow
 from flows.solve import DEFAULT_ATOL, DEFAULT_RTOL, Solution, _as_lane_times
 from landscapes.compiled import (
@@ -39,7 +38,8 @@ from landscapes.compiled import (
 )
 
 __all__ = ["Unsupported", "fast_support", "solve_fast", "compiled_problem", "compiled_rhs",
-           "fast_stepper", "error_scales", "rosenbrock_support", "STEPPERS"]
+           "fast_stepper", "lane_steppers", "error_scales", "rosenbrock_support", "STEPPERS",
+           "STIFF_RATE"]
 
 #: the compiled engine's steppers: the explicit DOP853 kernel (:mod:`flows.fast.kernel`) and the
 #: Rosenbrock kernel (:mod:`flows.fast.rosenbrock`, the Adam-family form on landscapes with a
@@ -63,20 +63,23 @@ def fast_support(flow: SemilinearFlow, dtype: torch.dtype = torch.float64, devic
     return None
 
 
-def compiled_problem(flow: SemilinearFlow):
+def compiled_problem(flow: SemilinearFlow, jacobian: bool = False):
     """(family, grad, hess, third, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code,
     landscape phi', phi'' and phi''' (:func:`landscapes.compiled.no_curvature` for a derivative the
-    family does not read) and per-lane rows."""
+    family does not read) and per-lane rows. ``jacobian``: also phi'' for the Adam-family form's
+    Jacobian (the Rosenbrock stepper), where the landscape has one."""
     form = getattr(flow, "compiled_form", None)
     data = form() if callable(form) else None
     if data is None:
         raise Unsupported(f"flow {flow.name or type(flow).__name__} has no compiled form")
     if isinstance(data, AdamForm):
         grad, LP = compiled_gradient(flow.landscape, flow.n_lanes)
-        try:                    # phi'' for the Rosenbrock stepper's Jacobian, where there is one
-            _, hess, _ = compiled_curvature(flow.landscape, flow.n_lanes)
-        except Unsupported:
-            hess = no_curvature()
+        hess = no_curvature()
+        if jacobian:            # phi'' for the Rosenbrock stepper's Jacobian, where there is one
+            try:
+                _, hess, _ = compiled_curvature(flow.landscape, flow.n_lanes)
+            except Unsupported:
+                pass
         d = data.L.shape[-1]
         return (ADAM_FORM, grad, hess, no_curvature(),
                 pack_adam_form(data.rows().numpy(), d), LP)
@@ -112,19 +115,51 @@ def rosenbrock_support(flow: SemilinearFlow) -> str | None:
     return None
 
 
-def fast_stepper(flow: SemilinearFlow, stepper: str = "auto") -> str:
-    """The compiled stepper that runs ``flow``: ``stepper`` when named (ValueError when rodas5p
-    cannot run it); auto is dop853 for now (rodas5p is opt-in until the whole suite has run on it:
-    it is 9x faster on adam-flow2 at alpha = 5e-4, 1.6x at 1e-2, 0.8x at 5e-2)."""
+#: auto's rule: a lane of an Adam-family flow runs on rodas5p from the start when the fastest rate
+#: of its linear part, max_k -L_kk, is at least STIFF_RATE (see :func:`lane_steppers`)
+STIFF_RATE = 300.0
+
+
+def lane_steppers(flow: SemilinearFlow, stepper: str = "auto") -> np.ndarray:
+    """(B,) int64 per-lane stepper codes of :mod:`flows.fast.ensemble`: ``stepper`` dop853 (every
+    lane EXPLICIT), rodas5p (every lane ROSENBROCK; ValueError when it cannot run the flow), or
+    auto: for an Adam-family flow on a landscape with compiled phi'', ROSENBROCK for a lane whose
+    linear part has a rate >= :data:`STIFF_RATE` and SWITCHING (DOP853 until its stiffness test
+    fires) for the others; EXPLICIT for every other flow. A lane's stepper depends on its own
+    parameters only, so its result does not depend on the batch it runs in.
+
+    The rate, measured (8 lanes, theta0 in [-1.5, 1.8], rosenbrock1d c = 4, T = 4.5, rtol 1e-10,
+    one thread; DOP853 ms / Rodas5P ms per lane): adam-flow2 (rate 2/alpha) 18.0/1.87 at 4000,
+    6.31/2.09 at 1000, 1.65/1.80 at 200, 1.57/2.90 at 67; adam-flow1 ((1 - beta1)/alpha)
+    1.14/1.07 at 200, 0.37/0.70 at 50; heavyball-flow 0.66/0.85 at 210. Below the threshold the
+    explicit method is cheaper (2-7x at rates <= 10), except where the adaptive gain turns the lane
+    stiff, which the switch catches."""
     if stepper not in ("auto", *STEPPERS):
         raise ValueError(f"unknown compiled stepper {stepper!r} (choose from: auto, "
                          f"{', '.join(STEPPERS)})")
+    B = flow.n_lanes
+    if stepper == "dop853":
+        return np.full(B, EXPLICIT, dtype=np.int64)
+    why = rosenbrock_support(flow)
     if stepper == "rodas5p":
-        why = rosenbrock_support(flow)
         if why is not None:
             raise ValueError(f"the rodas5p stepper cannot run this: {why}")
-        return stepper
-    return "dop853"
+        return np.full(B, ROSENBROCK, dtype=np.int64)
+    if why is not None:
+        return np.full(B, EXPLICIT, dtype=np.int64)
+    L = flow.linear_operator().detach().to("cpu", torch.float64).numpy()
+    rate = (-np.diagonal(L, axis1=1, axis2=2)).max(axis=1)
+    return np.ascontiguousarray(np.where(rate >= STIFF_RATE, ROSENBROCK, SWITCHING)
+                                .astype(np.int64))
+
+
+def fast_stepper(flow: SemilinearFlow, stepper: str = "auto") -> str:
+    """The name of what runs ``flow`` (:func:`lane_steppers`): dop853, rodas5p, or
+    dop853+rodas5p when auto may run a lane on either (per lane, or switching within a lane)."""
+    mode = lane_steppers(flow, stepper)
+    if (mode == EXPLICIT).all():
+        return "dop853"
+    return "rodas5p" if (mode == ROSENBROCK).all() else "dop853+rodas5p"
 
 
 def error_scales(flow: SemilinearFlow) -> np.ndarray:
@@ -166,7 +201,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
 
     Same arguments and result as :func:`flows.solve.solve` (``stats``: nfev, accepted, rejected per
     lane), on a compiled per-lane kernel: ``stepper`` dop853 (:mod:`flows.fast.kernel`), rodas5p
-    (:mod:`flows.fast.rosenbrock`) or auto (:func:`fast_stepper`). ``threads``: numba threads
+    (:mod:`flows.fast.rosenbrock`) or auto, per lane (:func:`lane_steppers`). ``threads``: numba threads
     (default: all numba threads). Raises :class:`Unsupported` when the flow or the landscape has no
     compiled form (:func:`fast_support`).
     """
@@ -174,7 +209,8 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
         raise ValueError(f"solve_fast: y0 must be (B, n, d), got {tuple(y0.shape)}")
     B, n, d = y0.shape
     device, dtype = y0.device, y0.dtype
-    family, grad, hess, third, M, LP = compiled_problem(flow)
+    mode = lane_steppers(flow, stepper)
+    family, grad, hess, third, M, LP = compiled_problem(flow, jacobian=bool((mode != EXPLICIT).any()))
     t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
     T = t_out.shape[1]
     if n_out is None:
@@ -186,7 +222,6 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     h_max = math.inf if max_step is None else float(max_step)
     if not h_max > 0:
         raise ValueError("solve_fast: max_step must be > 0")
-    stepper = fast_stepper(flow, stepper)
     y0n = np.ascontiguousarray(y0.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
     tn = np.ascontiguousarray(t_out.numpy())
     nn = np.ascontiguousarray(n_out.numpy().astype(np.int64))
@@ -201,21 +236,19 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
     order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
+    if (mode == EXPLICIT).all():
+        ew = np.ones((B, n * d))
+    else:
+        ew = np.ascontiguousarray(np.tile(error_scales(flow), (1, n)))                # (B, n d)
     prev = numba.get_num_threads()
     want = prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     want = min(want, max(1, B))
     numba.set_num_threads(want)
     try:
         with numba.parallel_chunksize(1):
-            if stepper == "rodas5p":
-                ew = np.ascontiguousarray(np.tile(error_scales(flow), (1, n)))        # (B, n d)
-                solve_lanes_rosenbrock(grad, hess, y0n, M, LP, n, d, tn, nn, ew, rtol, atol,
-                                       int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys,
-                                       status, div_at, t_fin, nfev, acc, rej)
-            else:
-                solve_lanes(family, grad, hess, third, y0n, M, LP, n, d, tn, nn, np.ones(n * d),
-                            rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys,
-                            status, div_at, t_fin, nfev, acc, rej)
+            solve_ensemble(family, grad, hess, third, y0n, M, LP, n, d, tn, nn, ew, mode, rtol,
+                           atol, int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys, status,
+                           div_at, t_fin, nfev, acc, rej)
     finally:
         numba.set_num_threads(prev)
     to = lambda a, dt=dtype: torch.from_numpy(a).to(device=device, dtype=dt)   # noqa: E731
