@@ -25,7 +25,8 @@ Cases (names are a contract):
   engine) vs ``torch.optim.Adam(foreach=True)`` on the same (B,) parameter with the landscape's
   gradient; errors against adamflow's torch engine (spec arithmetic).
 * ``throughput-flow2``: lane-steps/s of adam-flow2 at 1e6 lanes beside this machine's measured
-  roofline (float64 GEMM flop/s and copy bandwidth, the flops and bytes one DOP853 step needs).
+  roofline (float64 GEMM flop/s and copy bandwidth, the flops and bytes one DOP853 step of
+  the kernel evaluates: :func:`flops_per_step`).
 
 ``--quick`` shrinks every case (about a minute in all); the names stay, ``lanes`` says the size.
 """
@@ -53,6 +54,9 @@ from adamflow import bench_plots, bench_refine, bench_sweep
 from core.errors import ConfigError
 from core.output import write_json
 from flows.adam import AdamFlow1
+from flows.fast import kernel
+from flows.fast.rhs import row_layout
+from flows.fast.solve import compiled_problem
 from flows.paper_quadrature import PUBLISHED_NODES, gl_memories
 from flows.paper_scheme import ExactMemories
 from runner.experiment import Numerics, run_lanes
@@ -297,18 +301,50 @@ def _roofline() -> dict:
     return {"flops_per_s": flops, "bytes_per_s": bw}
 
 
-def flops_per_step(d: int = 6, n: int = 1) -> dict:
-    """Floating-point work of one DOP853 step of an Adam-form lane (counted from the kernel).
+#: flops charged for one expm1 (a range reduction and a degree-13 polynomial: about 20 operations);
+#: a division or a square root is charged 1, as in the usual flop counts
+EXPM1_FLOPS = 20
 
-    RHS: L z (2 d^2), memories (4 d), gains (4 d), direction (~6), bias factors (2 expm1, 2 log,
-    1 sqrt counted as 20 flops each: 100), gradient (~8): per coordinate. Stages: sum_{s<12} 2 s N
-    combinations, 12 stage-weight sums (2 * 12 N), error sums (4 * 13 N), scale (4 N).
+
+def flops_per_step(row: np.ndarray | None = None, d: int = 6, n: int = 1,
+                   grad_flops: int = 8) -> dict:
+    """Floating-point work of one accepted DOP853 step of one Adam-form lane, counted from what the
+    kernel evaluates (:mod:`flows.fast.kernel`, :func:`flows.fast.rhs.adam_form`), not from dense
+    formulas: ``row`` the lane's packed model row (:func:`flows.fast.rhs.pack_adam_form`; default:
+    adam-flow2's), ``grad_flops`` the landscape's phi' (rosenbrock1d: 8).
+
+    Right-hand side, per lane: the bias factors (s/alpha + 1, two products, two expm1, a square
+    root, a quotient, a product) and, per coordinate, phi', the memories c_m . z + wg g and
+    c_v . z, the direction (square root, sum, product, quotient, kA product and sum), the sparse
+    L z and the bg g, bgg g^2 terms: 2 flops per stored entry. Step: 12 evaluations (FSAL), the
+    stage combinations over the tableau's nonzero entries, the solution, the error sums over the
+    nonzero error weights with their scales, and the step-size update (one power).
     Bytes: the state lives in registers/L1 during a lane's loop, so the memory traffic per step is
     the lane's data (y0, its model row, outputs) divided by its steps: tiny; the bound is compute."""
+    if row is None:
+        row = _flow2_row()
+    nL, _, ncm, _, ncv, _, nbg, _, nbgg = (int(v) for v in row_layout(row))
+    wg = row[5] != 0.0
+    bias = row[7] != 0.0
     N = n * d
-    rhs = n * (2 * d * d + 8 * d + 6 + 8) + 100
-    per_step = 13 * rhs + sum(2 * s * N for s in range(1, 12)) + 24 * N + 52 * N + 4 * N
-    return {"flops": per_step, "bytes": 8 * (2 * N + d * d + 4 * d + 8)}
+    per_coord = (grad_flops + 2 * ncm + 2 * ncv + (2 if wg else 0) + 6 + 2 * nL + 2 * nbg
+                 + (1 + 2 * nbgg if nbgg else 0))
+    rhs = n * per_coord + ((5 + 2 * EXPM1_FLOPS) if bias else 0)
+    stages = sum(2 * (kernel.A_PTR[s + 1] - kernel.A_PTR[s]) * N + 2 * N + 2
+                 for s in range(1, kernel.NS))
+    solution = 2 * kernel.B_VAL.shape[0] * N + 2 * N
+    error = N * (2 + 4 * kernel.E_IDX.shape[0] + 6) + 6
+    control = EXPM1_FLOPS + 5
+    per_step = kernel.NS * rhs + stages + solution + error + control
+    return {"flops": int(per_step), "bytes": 8 * (2 * N + row.shape[0] + 4)}
+
+
+def _flow2_row() -> np.ndarray:
+    """adam-flow2's packed row on rosenbrock1d (alpha = 0.02, the bench's betas)."""
+    prob = {"alpha": np.array([0.02]), "theta0": np.array([0.5]), "c": 4.0, "beta1": 0.9,
+            "beta2": 0.999, "eps": 1e-8, "T": 0.1}
+    flow, _ = peers.make_flow(prob)
+    return compiled_problem(flow)[4][0]
 
 
 def throughput_case(quick: bool) -> dict:

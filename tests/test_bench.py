@@ -29,7 +29,9 @@ def test_batch_cases_contract_and_matching(monkeypatch):
 
 def test_discrete_and_quadrature_cases():
     d = bench.discrete_case(True, 0)
-    assert KEYS <= set(d) and d["ours_error"] == 0.0          # bitwise the torch engine
+    # the torch engine's arithmetic, to a few ulps: torch's CPU sqrt (SLEEF) is not correctly
+    # rounded on AVX512 machines in about 1% of arguments (tests/test_fast_engine.py); 0.0 on AVX2
+    assert KEYS <= set(d) and d["ours_error"] <= 1e-14
     assert d["peer_error"] < 1e-12                           # torch.optim: same formula, ulps
     q = bench.quadrature_case(True, 0)
     # the published rule differs from the exact piecewise-linear convolution by its own
@@ -39,7 +41,10 @@ def test_discrete_and_quadrature_cases():
 
 def test_markdown_and_roofline_model():
     fs = bench.flops_per_step()
-    assert fs["flops"] > 1000 and fs["bytes"] > 0
+    # adam-flow2 on rosenbrock1d, by hand: rhs = 84 (phi' 8, memories 4, direction 6, L z 16 for
+    # its 8 entries, bg 2, bgg 3, bias factors 45), 12 per step; stages 754 (50 tableau entries
+    # x 6 components x 2 + 11 x 14), solution 108, error 246, control 25
+    assert fs["flops"] == 12 * 84 + 754 + 108 + 246 + 25 and fs["bytes"] > 0
     md = bench.to_markdown({"cases": [
         {"name": "x", "lanes": 1, "peer": "p", "skipped": "no p"},
         {"name": "y", "lanes": 2, "ours_s": 1.0, "ours_cold_s": 2.0, "peer": "q", "peer_s": 3.0,

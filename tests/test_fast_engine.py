@@ -221,6 +221,23 @@ def test_discrete_divergence_matches():
     assert torch.equal(torch.nan_to_num(fast.diverged_at), torch.nan_to_num(slow.diverged_at))
 
 
+@pytest.mark.parametrize("model", ["adam", "rmsprop", "adam-flow1", "adam-flow2", "rmsprop-flow"])
+def test_zero_over_zero_marks_the_lane_as_the_torch_engine_does(model):
+    """eps = 0 at a stationary point (theta0 = 1: g = 0, so m = v = 0 and the direction is 0/0):
+    the compiled kernels divide as IEEE does (a NaN the lane loop marks DIVERGED) instead of
+    raising ZeroDivisionError inside the prange, which ended the whole run with a SystemError; the
+    other lane goes on as on the torch engine."""
+    lanes = [{"theta0": [1.0], "alpha": 1e-2, "eps": 0.0}, {"theta0": [0.5], "alpha": 1e-2, "eps": 0.0}]
+    fast = run_lanes(model, "rosenbrock1d(c=4)", lanes, [50, 50], numerics=Numerics(engine="compiled"))
+    slow = run_lanes(model, "rosenbrock1d(c=4)", lanes, [50, 50], numerics=Numerics(engine="torch"))
+    assert int(fast.status[0]) == Status.DIVERGED
+    assert torch.equal(fast.status, slow.status)
+    assert torch.equal(torch.nan_to_num(fast.diverged_at), torch.nan_to_num(slow.diverged_at))
+    ok = fast.status == Status.OK
+    # flows: tolerance-level agreement (different steppers); discrete: the same arithmetic
+    assert torch.allclose(fast.theta[ok, -1], slow.theta[ok, -1], rtol=0, atol=1e-8)
+
+
 def _python_adam(land, theta0, alpha, beta1, K, beta2=0.999, eps=1e-8):
     """SPEC §2 Adam in Python floats (libm sqrt and pow): theta_K per coordinate."""
     out = []

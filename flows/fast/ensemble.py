@@ -33,7 +33,7 @@ from flows.fast import kernel, rosenbrock
 EXPLICIT, ROSENBROCK, SWITCHING = 0, 1, 2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def solve_ensemble(family, grad, hess, third, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
                    max_steps, h_max, bound, order, ys, status, div_at, t_fin, nfev, acc, rej):
     for j in prange(order.shape[0]):

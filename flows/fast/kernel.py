@@ -88,7 +88,11 @@ E5_VAL = tab.E5[E_IDX].copy()
 E3_VAL = tab.E3[E_IDX].copy()
 
 
-@njit(cache=True)
+# error_model="numpy" (here, in the Rosenbrock lane and the ensemble): IEEE division, so a 0/0 in a
+# right-hand side (an Adam direction with eps = 0 where m = v = 0) is a NaN that the lane loop marks
+# DIVERGED, as the torch engine does; numba's default raises ZeroDivisionError inside the prange,
+# which ended the whole run with a SystemError
+@njit(cache=True, error_model="numpy")
 def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, atol, max_steps,
          h_max, bound, detect, yh, ys, status, div_at, t_fin, nfev, acc, rej):
     """Lane ``b`` from y0[b] at t = 0. ``detect``: stop where the lane turns stiff (module

@@ -77,7 +77,7 @@ def pack_adam_form(dense: np.ndarray, d: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def _row_layout(mrow):
+def row_layout(mrow):
     """Offsets of a packed row's sparse blocks (:func:`pack_adam_form`): nL, then (position, count)
     of cm, cv, bg and bgg."""
     nL = int(mrow[HEAD])
@@ -118,7 +118,7 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
     else:
         eta, epsq = 1.0, mrow[4]
     lp = lrow.ctypes
-    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = _row_layout(mrow)
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(mrow)
     for i in range(n):
         base = i * d
         gi = grad(y[base], lp)
@@ -156,7 +156,7 @@ def adam_form_jacobian(grad, hess, s, y, J, Jt, mrow, lrow, n, d):
     else:
         eta, epsq, deta, depsq = 1.0, mrow[4], 0.0, 0.0
     lp = lrow.ctypes
-    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = _row_layout(mrow)
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(mrow)
     for i in range(n):
         base = i * d
         x = y[base]
@@ -296,7 +296,7 @@ def stiffness(family: int, M: np.ndarray) -> np.ndarray:
     return 1.0 / M[:, 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def jacobian_lanes(grad, hess, s, Y, M, LP, n, d, J, Jt):
     """The Adam form's per-coordinate Jacobian blocks J (B, n d, d) and dF/ds Jt (B, n d) for
     every lane (:func:`adam_form_jacobian`), for checks."""
@@ -304,7 +304,7 @@ def jacobian_lanes(grad, hess, s, Y, M, LP, n, d, J, Jt):
         adam_form_jacobian(grad, hess, s[b], Y[b], J[b], Jt[b], M[b], LP[b], n, d)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def evaluate_lanes(family, grad, hess, third, s, Y, M, LP, n, d, out):
     """F(s_b, Y_b) for every lane b into out (B, n d): the compiled right-hand side, for checks."""
     g = np.empty(n)
