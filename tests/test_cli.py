@@ -5,11 +5,12 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 
-from adamflow.cli import main
+from adamflow.cli import _nothing_left_running, main
 
 PY = sys.executable
 
@@ -234,6 +235,37 @@ def test_console_script_error_path_no_traceback():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
+
+
+_ENTRY = "import sys; from adamflow.cli import entry; sys.argv[1:] = {args!r}; entry()"
+
+
+def test_console_script_entry_fast_exit(tmp_path):
+    """The console script (adamflow.cli:entry) ends with os._exit after flushing: its output and
+    result files are whole, its exit codes those of main()."""
+    out = tmp_path / "r.json"
+    args = ["run", "--landscape", "rosenbrock1d(c=4)", "--model", "adam", "--theta0", "0.5",
+            "--alpha", "0.01", "--steps", "20", "--json", str(out)]
+    proc = subprocess.run([PY, "-c", _ENTRY.format(args=args)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(out.read_text())["lanes"]) == 1
+    proc = subprocess.run([PY, "-c", _ENTRY.format(args=["models"])], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "adam-flow2" in proc.stdout and proc.stdout.endswith("\n")
+    proc = subprocess.run([PY, "-c", _ENTRY.format(args=["run", "--model", "adam"])],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_waits_for_what_is_left_running():
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)           # a non-daemon thread: exit must wait
+    worker.start()
+    try:
+        assert not _nothing_left_running()
+    finally:
+        stop.set()
+        worker.join()
 
 
 def test_listing_commands(capsys):
