@@ -93,6 +93,36 @@ def _block_gradient(dphi_point):
     return cfunc(BLOCK_SIGNATURE, cache=True)(dphi_block)
 
 
+#: C signature of a compiled lanes gradient: dphi_lanes(x, P, stride, out, count) writes
+#: out[j] = phi'(x[j]; P[j stride:]) for j < count, each value with its own parameter row
+LANES_SIGNATURE = types.void(types.CPointer(types.float64), types.CPointer(types.float64),
+                             types.int64, types.CPointer(types.float64), types.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _lanes_gradient(dphi_point):
+    """The C-callable loop over an inlined dphi_point with one parameter row per value (the lane
+    blocks of :mod:`flows.fast.block`: one call per block and coordinate); the same arithmetic as
+    the point function, so a lane gets the same bits either way. Closes over the plain function,
+    as :func:`_block_gradient` (numba's disk cache)."""
+    point = register_jitable(inline="always")(dphi_point)
+
+    def dphi_lanes(x, P, stride, out, count):
+        xs = carray(x, (count,))
+        ps = carray(P, (count, stride))
+        ys = carray(out, (count,))
+        for j in range(count):
+            ys[j] = point(xs[j], ps[j])
+
+    return cfunc(LANES_SIGNATURE, cache=True)(dphi_lanes)
+
+
+def no_lanes_gradient():
+    """The stand-in lanes gradient (NaN everywhere) for kernels that run no lane block: the
+    argument keeps its one function type."""
+    return _lanes_gradient(_nan_point)
+
+
 def _lane_values(value, name: str, B: int) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         v = value.detach().to("cpu", torch.float64).reshape(-1).numpy()
@@ -164,3 +194,10 @@ def compiled_block_gradient(land: Landscape, B: int):
     :data:`BLOCK_SIGNATURE`."""
     _check(land)
     return _block_gradient(land.dphi_point), _params(land, B)
+
+
+def compiled_lanes_gradient(land: Landscape, B: int):
+    """(grad_lanes, params (B, P)): as :func:`compiled_gradient`, with ``grad_lanes`` of
+    :data:`LANES_SIGNATURE`."""
+    _check(land)
+    return _lanes_gradient(land.dphi_point), _params(land, B)

@@ -88,6 +88,138 @@ E5_VAL = tab.E5[E_IDX].copy()
 E3_VAL = tab.E3[E_IDX].copy()
 
 
+@njit(cache=True, inline="always")
+def begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys, mrow, lrow, n, d, atol,
+          rtol, h_max, bound, status, div_at, t_fin, nfev):
+    """The start of lane ``b`` from its initial state ``y`` at t = 0: the outputs at t <= 0, f(y0)
+    into K[0] and the starting step (Hairer, Norsett & Wanner, II.4; K[1] and ``tmp`` are
+    scratch). Returns (going, p, t_end, h, nf): ``going`` False when the lane ended here (no output
+    left, out of bounds, or a flow not defined at the start: DIVERGED), with t_fin (and nfev) set."""
+    N = y.shape[0]
+    nout = n_out[b]
+    p = start_lane(b, y, t_out, n_out, ys, n, d, bound, status, div_at)
+    if p >= nout:
+        t_fin[b] = 0.0
+        return False, p, 0.0, 0.0, 0
+    t_end = t_out[b, nout - 1]
+    family_rhs(family, grad, hess, third, 0.0, y, K[0], mrow, lrow, n, d, g)
+    for k in range(N):
+        if not (abs(K[0, k]) < math.inf):     # the flow is not defined at the start
+            status[b] = DIVERGED
+            div_at[b] = 0.0
+            t_fin[b] = 0.0
+            nfev[b] = 1
+            return False, p, t_end, 0.0, 1
+    one = np.ones(N)
+    h0, d1 = first_trial(y, K[0], one, atol, rtol, t_end, h_max)
+    for k in range(N):
+        tmp[k] = y[k] + h0 * K[0, k]
+    family_rhs(family, grad, hess, third, h0, tmp, K[1], mrow, lrow, n, d, g)
+    return True, p, t_end, first_step(y, K[0], K[1], one, atol, rtol, h0, d1, inv_q), 2
+
+
+@njit(cache=True, inline="always")
+def error_norm(h, e5, e3, nc):
+    """The DOP853 error of a step from the sums of squares of the scaled 5th- and 3rd-order
+    estimates over ``nc`` controlled components."""
+    if e5 == 0.0 and e3 == 0.0:
+        return 0.0
+    return h * e5 / math.sqrt((e5 + 0.01 * e3) * max(nc, 1))
+
+
+@njit(cache=True, inline="always")
+def stiffness_count(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d, h, stiff, calm):
+    """The stiffness test after an accepted step (module docstring): (stiff, calm, switch)."""
+    # h |lambda| from the Jacobian's diagonal at the new state (the Adam-family form's closed
+    # form): Hairer's estimate from the last two stages misses a stiff theta whose deviation from
+    # its equilibrium is far below the drift of the memories
+    adam_form_jacobian(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d)
+    rho = 0.0
+    for k in range(yn.shape[0]):
+        rho = max(rho, abs(J[k, k % d]))
+    if h * rho > STIFF_HLAMBDA:
+        return stiff + 1, 0, stiff + 1 >= STIFF_STEPS
+    calm += 1
+    if calm >= CALM_STEPS:
+        stiff = 0
+    return stiff, calm, False
+
+
+@njit(cache=True, inline="always")
+def step_outputs(family, grad, hess, third, b, t, h, t_new, last, y, yn, K, F, tmp, p, nout,
+                 t_out, ys, mrow, lrow, n, d, g):
+    """The outputs of lane ``b`` inside the accepted step (t, t_new]: from the step end where an
+    output time is the step end, else from the order-7 dense output (its three extra stages into
+    K[NS + 1:], computed once, only on a step that holds such an output). Returns (p, extra
+    right-hand-side evaluations)."""
+    N = y.shape[0]
+    nf = 0
+    dense = False
+    while p < nout and t_out[b, p] <= t_new:
+        tp = t_out[b, p]
+        if tp == t_new or (last and p == nout - 1):
+            for k in range(N):
+                ys[b, p, k] = yn[k]
+        else:
+            if not dense:
+                for s in range(3):
+                    idx = NS + 1 + s
+                    c0, c1 = AX_PTR[s], AX_PTR[s + 1]
+                    for k in range(N):
+                        a = 0.0
+                        for jj in range(c0, c1):
+                            a += AX_VAL[jj] * K[AX_IDX[jj], k]
+                        tmp[k] = y[k] + h * a
+                    family_rhs(family, grad, hess, third, t + CX[s] * h, tmp, K[idx], mrow,
+                               lrow, n, d, g)
+                nf += 3
+                for k in range(N):
+                    dy = yn[k] - y[k]
+                    F[0, k] = dy
+                    F[1, k] = h * K[0, k] - dy
+                    F[2, k] = 2.0 * dy - h * (K[NS, k] + K[0, k])
+                    for q in range(4):
+                        a = 0.0
+                        for r in range(NS + 4):
+                            a += Dm[q, r] * K[r, k]
+                        F[3 + q, k] = h * a
+                dense = True
+            x = (tp - t) / h
+            for k in range(N):
+                val = 0.0
+                for i in range(7):
+                    val += F[6 - i, k]
+                    if i % 2 == 0:
+                        val *= x
+                    else:
+                        val *= 1.0 - x
+                ys[b, p, k] = val + y[k]
+        p += 1
+    return p, nf
+
+
+@njit(cache=True, inline="always")
+def accepted_factor(err, rejected_last):
+    """The step-size factor after an accepted step: min(10, 0.9 err^(-1/8)), no growth right
+    after a rejection."""
+    if err == 0.0:
+        factor = 10.0
+    else:
+        factor = min(10.0, 0.9 * err ** (-inv_q))
+    if rejected_last:
+        factor = min(1.0, factor)
+    return factor
+
+
+@njit(cache=True, inline="always")
+def rejected_factor(err):
+    """(factor, nonfinite) after a rejected step (NaN included: a non-finite trial shrinks 5x)."""
+    nonfinite = not (err < math.inf)
+    if nonfinite:
+        return 0.2, True
+    return max(0.2, 0.9 * err ** (-inv_q)), False
+
+
 # error_model="numpy" (here, in the Rosenbrock lane and the ensemble): IEEE division, so a 0/0 in a
 # right-hand side (an Adam direction with eps = 0 where m = v = 0) is a NaN that the lane loop marks
 # DIVERGED, as the torch engine does; numba's default raises ZeroDivisionError inside the prange,
@@ -112,37 +244,19 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
     yn = np.empty(N)
     tmp = np.empty(N)
     nout = n_out[b]
+    going, p, t_end, h, nf = begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys,
+                                   mrow, lrow, n, d, atol, rtol, h_max, bound, status, div_at,
+                                   t_fin, nfev)
+    if not going:
+        return False, 0.0, 0.0, p, 0
     t = 0.0
-    nf = 0
     na = 0
     nr = 0
-    p = start_lane(b, y, t_out, n_out, ys, n, d, bound, status, div_at)
-    if p >= nout:
-        t_fin[b] = t
-        return False, t, 0.0, p, 0
-    t_end = t_out[b, nout - 1]
-    family_rhs(family, grad, hess, third, t, y, K[0], mrow, lrow, n, d, g)
-    nf += 1
-    for k in range(N):
-        if not (abs(K[0, k]) < math.inf):     # the flow is not defined at the start
-            status[b] = DIVERGED
-            div_at[b] = t
-            t_fin[b] = t
-            nfev[b] = nf
-            return False, t, 0.0, p, 0
-    # starting step (Hairer, Norsett & Wanner, II.4)
-    one = np.ones(N)
-    h0, d1 = first_trial(y, K[0], one, atol, rtol, t_end - t, h_max)
-    for k in range(N):
-        tmp[k] = y[k] + h0 * K[0, k]
-    family_rhs(family, grad, hess, third, t + h0, tmp, K[1], mrow, lrow, n, d, g)
-    nf += 1
-    h = first_step(y, K[0], K[1], one, atol, rtol, h0, d1, inv_q)
     rejected_last = False
     nonfinite = False
     stalls = 0
     steps = 0
-    stiff = 0                   # Hairer's stiffness test: h lambda > 6.1 counts
+    stiff = 0
     calm = 0
     switch = False
     while True:
@@ -193,17 +307,11 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
                 e5 += (a5 / sc) ** 2
                 e3 += (a3 / sc) ** 2
                 nc += 1
-        if e5 == 0.0 and e3 == 0.0:
-            err = 0.0
-        else:
-            err = h * e5 / math.sqrt((e5 + 0.01 * e3) * max(nc, 1))
+        err = error_norm(h, e5, e3, nc)
         if not (err <= 1.0):          # rejected (NaN included)
             nr += 1
-            nonfinite = not (err < math.inf)
-            if nonfinite:
-                h *= 0.2
-            else:
-                h *= max(0.2, 0.9 * err ** (-inv_q))
+            factor, nonfinite = rejected_factor(err)
+            h *= factor
             rejected_last = True
             continue
         na += 1
@@ -216,62 +324,11 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             break
         nonfinite = False
         if detect:
-            # h |lambda| from the Jacobian's diagonal at the new state (the Adam-family form's
-            # closed form): Hairer's estimate from the last two stages misses a stiff theta
-            # whose deviation from its equilibrium is far below the drift of the memories
-            adam_form_jacobian(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d)
-            rho = 0.0
-            for k in range(N):
-                rho = max(rho, abs(J[k, k % d]))
-            if h * rho > STIFF_HLAMBDA:
-                calm = 0
-                stiff += 1
-                switch = stiff >= STIFF_STEPS
-            else:
-                calm += 1
-                if calm >= CALM_STEPS:
-                    stiff = 0
-        dense = False
-        while p < nout and t_out[b, p] <= t_new:
-            tp = t_out[b, p]
-            if tp == t_new or (last and p == nout - 1):
-                for k in range(N):
-                    ys[b, p, k] = yn[k]
-            else:
-                if not dense:
-                    for s in range(3):
-                        idx = NS + 1 + s
-                        c0, c1 = AX_PTR[s], AX_PTR[s + 1]
-                        for k in range(N):
-                            a = 0.0
-                            for jj in range(c0, c1):
-                                a += AX_VAL[jj] * K[AX_IDX[jj], k]
-                            tmp[k] = y[k] + h * a
-                        family_rhs(family, grad, hess, third, t + CX[s] * h, tmp, K[idx], mrow,
-                                   lrow, n, d, g)
-                    nf += 3
-                    for k in range(N):
-                        dy = yn[k] - y[k]
-                        F[0, k] = dy
-                        F[1, k] = h * K[0, k] - dy
-                        F[2, k] = 2.0 * dy - h * (K[NS, k] + K[0, k])
-                        for q in range(4):
-                            a = 0.0
-                            for r in range(NS + 4):
-                                a += Dm[q, r] * K[r, k]
-                            F[3 + q, k] = h * a
-                    dense = True
-                x = (tp - t) / h
-                for k in range(N):
-                    val = 0.0
-                    for i in range(7):
-                        val += F[6 - i, k]
-                        if i % 2 == 0:
-                            val *= x
-                        else:
-                            val *= 1.0 - x
-                    ys[b, p, k] = val + y[k]
-            p += 1
+            stiff, calm, switch = stiffness_count(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d,
+                                                  h, stiff, calm)
+        p, extra = step_outputs(family, grad, hess, third, b, t, h, t_new, last, y, yn, K, F, tmp,
+                                p, nout, t_out, ys, mrow, lrow, n, d, g)
+        nf += extra
         t = t_new
         for k in range(N):
             y[k] = yn[k]
@@ -282,13 +339,7 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             break
         if p >= nout:
             break
-        if err == 0.0:
-            factor = 10.0
-        else:
-            factor = min(10.0, 0.9 * err ** (-inv_q))
-        if rejected_last:
-            factor = min(1.0, factor)
-        h *= factor
+        h *= accepted_factor(err, rejected_last)
         rejected_last = False
         if switch:
             for k in range(N):

@@ -10,6 +10,9 @@ from numba import njit
 
 OK, DIVERGED, STEP_UNDERFLOW, MAX_STEPS = 0, 1, 2, 3
 
+#: per-lane stepper codes (the ``mode`` argument of :func:`flows.fast.ensemble.solve_ensemble`)
+EXPLICIT, ROSENBROCK, SWITCHING = 0, 1, 2
+
 #: the step floor: FLOOR_ULPS ulp of t
 FLOOR_ULPS = 16.0
 EPS = 2.220446049250313e-16

@@ -18,6 +18,7 @@ import torch
 
 from core.trajectory import DIVERGENCE_BOUND
 from flows.compiled_form import AdamForm, ModifiedForm, NewtonForm
+from flows.fast.block import WIDTH
 from flows.fast.ensemble import EXPLICIT, ROSENBROCK, SWITCHING, solve_ensemble
 from flows.fast.rhs import (
     ADAM_FORM,
@@ -33,8 +34,10 @@ from landscapes.compiled import (
     Unsupported,
     compiled_curvature,
     compiled_gradient,
+    compiled_lanes_gradient,
     compiled_third,
     no_curvature,
+    no_lanes_gradient,
 )
 
 __all__ = ["Unsupported", "fast_support", "solve_fast", "compiled_problem", "compiled_rhs",
@@ -194,15 +197,49 @@ def _balanced_order(cost: np.ndarray) -> np.ndarray:
     return np.argsort(-cost, kind="stable").astype(np.int64)
 
 
+#: lane blocks (:mod:`flows.fast.block`) run where each thread gets at least this many blocks'
+#: worth of lanes (fewer lanes run one at a time: a block's slots would idle)
+MIN_BLOCKS_PER_THREAD = 2
+
+
+def want_threads(threads: int | None, B: int) -> int:
+    """The numba threads a solve over B lanes uses: ``threads`` (default: all numba threads), at
+    most B."""
+    want = numba.get_num_threads() if threads is None else \
+        max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    return min(want, max(1, B))
+
+
+def _lane_queues(order: np.ndarray, mode: np.ndarray, family: int, threads: int, blocks: bool):
+    """(order, border, nqueue): the lanes that run one at a time (in ``order``'s order) and those
+    that run through lane blocks, dealt round-robin to ``nqueue`` queues (``border[j::nqueue]``,
+    each a mix of long and short lanes): the DOP853 lanes (EXPLICIT, SWITCHING) of the
+    Adam-family form, where there are enough of them (:data:`MIN_BLOCKS_PER_THREAD`); between
+    ``threads`` and 4 ``threads`` queues of at least 8 blocks' worth of lanes each."""
+    none = np.zeros(0, dtype=np.int64)
+    if not blocks or family != ADAM_FORM:
+        return order, none, 0
+    in_block = mode[order] != ROSENBROCK
+    nb = int(in_block.sum())
+    if nb < MIN_BLOCKS_PER_THREAD * WIDTH * threads:
+        return order, none, 0
+    nqueue = max(threads, min(4 * threads, nb // (8 * WIDTH)))
+    return (np.ascontiguousarray(order[~in_block]), np.ascontiguousarray(order[in_block]),
+            nqueue)
+
+
 def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
                rtol: float | None = None, atol: float | None = None, max_steps: int = 1_000_000,
-               max_step=None, threads: int | None = None, stepper: str = "auto") -> Solution:
+               max_step=None, threads: int | None = None, stepper: str = "auto",
+               blocks: bool = True) -> Solution:
     """Integrate ``flow`` from ``y0`` (B, n, d) at t = 0 and sample it at ``t_out`` (B, T) or (T,).
 
     Same arguments and result as :func:`flows.solve.solve` (``stats``: nfev, accepted, rejected per
     lane), on a compiled per-lane kernel: ``stepper`` dop853 (:mod:`flows.fast.kernel`), rodas5p
     (:mod:`flows.fast.rosenbrock`) or auto, per lane (:func:`lane_steppers`). ``threads``: numba threads
-    (default: all numba threads). Raises :class:`Unsupported` when the flow or the landscape has no
+    (default: all numba threads). ``blocks``: run the DOP853 lanes of an Adam-family flow through
+    lane blocks where there are enough of them (:mod:`flows.fast.block`; the same bits as one lane
+    at a time, which False forces). Raises :class:`Unsupported` when the flow or the landscape has no
     compiled form (:func:`fast_support`).
     """
     if y0.dim() != 3:
@@ -236,19 +273,20 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
     order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
+    order, border, nqueue = _lane_queues(order, mode, family, want_threads(threads, B), blocks)
+    grad_lanes = (compiled_lanes_gradient(flow.landscape, B)[0] if nqueue else
+                  no_lanes_gradient())
     if (mode == EXPLICIT).all():
         ew = np.ones((B, n * d))
     else:
         ew = np.ascontiguousarray(np.tile(error_scales(flow), (1, n)))                # (B, n d)
     prev = numba.get_num_threads()
-    want = prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
-    want = min(want, max(1, B))
-    numba.set_num_threads(want)
+    numba.set_num_threads(want_threads(threads, B))
     try:
         with numba.parallel_chunksize(1):
-            solve_ensemble(family, grad, hess, third, y0n, M, LP, n, d, tn, nn, ew, mode, rtol,
-                           atol, int(max_steps), h_max, float(DIVERGENCE_BOUND), order, ys, status,
-                           div_at, t_fin, nfev, acc, rej)
+            solve_ensemble(family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn, ew,
+                           mode, rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND),
+                           order, border, nqueue, ys, status, div_at, t_fin, nfev, acc, rej)
     finally:
         numba.set_num_threads(prev)
     to = lambda a, dt=dtype: torch.from_numpy(a).to(device=device, dtype=dt)   # noqa: E731

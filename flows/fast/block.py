@@ -1,0 +1,364 @@
+r"""Lane blocks: the DOP853 lanes of an Adam-family flow advanced WIDTH at a time.
+
+    run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
+              max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
+
+runs the lanes ``lanes`` (EXPLICIT or SWITCHING lanes of :mod:`flows.fast.ensemble`, the
+Adam-family form :func:`flows.fast.rhs.adam_form`) through WIDTH slots. The slots take their stages
+together: each stage combination and each right-hand side is one loop over the slots (the model's
+sparse structure is the same in every lane of a flow, :func:`flows.fast.rhs.pack_adam_form`; phi'
+is one call of the landscape's lanes gradient per coordinate,
+:func:`landscapes.compiled.compiled_lanes_gradient`), so the CPU overlaps WIDTH independent
+dependency chains where one lane's loop waits on each of its own. Everything else is per slot:
+each lane keeps its own time, step, error test, accept/reject, outputs, statuses and stiffness
+test, written with the same pieces as the one-lane loop (:func:`flows.fast.kernel.lane`:
+:func:`~flows.fast.kernel.begin`, :func:`~flows.fast.kernel.step_outputs`, ...). A slot whose lane
+ends takes the next lane of the queue (lane retirement: a finished lane costs nothing); a lane that
+the stiffness test hands to Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees
+its slot.
+
+Every floating-point operation of a lane is the one-lane loop's, in the same order (the same
+libm expm1, no contraction into FMAs, IEEE division): a lane gets the same bits in a block as
+alone, whatever its neighbours, and the one-lane loop stays the reference
+(tests/test_fast_block.py holds the two to each other bit for bit).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from flows.fast import rosenbrock
+from flows.fast.kernel import (
+    A_IDX,
+    A_PTR,
+    A_VAL,
+    B_IDX,
+    B_VAL,
+    E3_VAL,
+    E5_VAL,
+    E_IDX,
+    NS,
+    C,
+    accepted_factor,
+    begin,
+    error_norm,
+    rejected_factor,
+    step_outputs,
+    stiffness_count,
+)
+from flows.fast.lane_control import (
+    DIVERGED,
+    MAX_STEPS,
+    STALL_LIMIT,
+    SWITCHING,
+    below_floor,
+    count_stalls,
+    floor_status,
+    out_of_bounds,
+)
+from flows.fast.rhs import ADAM_FORM, HEAD, bias_factors_log, direction, row_layout
+
+#: slots per block (a multiple of the SIMD width of float64 on AVX2 and AVX-512)
+WIDTH = 8
+
+
+@njit(cache=True, inline="always")
+def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm, Vv):
+    """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, WIDTH), slot l's time ts[l],
+    packed row Mb[:, l] and landscape row LPb[l]; ``layout`` a packed row of the flow (its sparse
+    structure); G (n, WIDTH), E1, E2, Mm, Vv (WIDTH,) scratch."""
+    W = ts.shape[0]
+    PL = LPb.shape[1]
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
+    r = int(layout[6])
+    for l in range(W):
+        if Mb[7, l] != 0.0:
+            E1[l], E2[l] = bias_factors_log(ts[l] / Mb[1, l] + 1.0, Mb[2, l], Mb[3, l], Mb[4, l])
+        else:
+            E1[l] = 1.0
+            E2[l] = Mb[4, l]
+    for i in range(n):
+        grad_lanes(Y[i * d].ctypes, LPb.ctypes, PL, G[i].ctypes, W)
+    for i in range(n):
+        base = i * d
+        for l in range(W):
+            Mm[l] = 0.0
+            Vv[l] = 0.0
+        for j in range(ncm):
+            k = base + int(layout[pcm + 1 + 2 * j])
+            for l in range(W):
+                Mm[l] += Mb[pcm + 2 + 2 * j, l] * Y[k, l]
+        for j in range(ncv):
+            k = base + int(layout[pcv + 1 + 2 * j])
+            for l in range(W):
+                Vv[l] += Mb[pcv + 2 + 2 * j, l] * Y[k, l]
+        for l in range(W):
+            if Mb[5, l] != 0.0:
+                Mm[l] += Mb[5, l] * G[i, l]
+        for q in range(d):
+            for l in range(W):
+                out[base + q, l] = 0.0
+        for j in range(nL):
+            pp = HEAD + 1 + 3 * j
+            q = base + int(layout[pp])
+            k = base + int(layout[pp + 1])
+            for l in range(W):
+                out[q, l] += Mb[pp + 2, l] * Y[k, l]
+        for j in range(nbg):
+            q = base + int(layout[pbg + 1 + 2 * j])
+            for l in range(W):
+                out[q, l] += Mb[pbg + 2 + 2 * j, l] * G[i, l]
+        for j in range(nbgg):
+            q = base + int(layout[pbgg + 1 + 2 * j])
+            for l in range(W):
+                out[q, l] += Mb[pbgg + 2 + 2 * j, l] * (G[i, l] * G[i, l])
+        for l in range(W):
+            out[base + r, l] += Mb[0, l] * direction(E1[l], E2[l], Mm[l], Vv[l])
+
+
+@njit(cache=True, error_model="numpy")
+def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
+              max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
+    """The lanes ``lanes`` (in order) through WIDTH slots (module docstring); outputs and
+    statuses as :func:`flows.fast.kernel.lane` (and :func:`flows.fast.rosenbrock.lane` for a lane
+    that turns stiff)."""
+    W = WIDTH
+    N = y0.shape[1]
+    PM = M.shape[1]
+    PL = LP.shape[1]
+    nq = lanes.shape[0]
+    if nq == 0:
+        return
+    layout = M[lanes[0]].copy()
+    # the block: state, stages, rows (an idle slot keeps a real row, so its arithmetic is finite)
+    Y = np.zeros((N, W))
+    Yn = np.zeros((N, W))
+    Tmp = np.zeros((N, W))
+    K = np.zeros((NS + 1, N, W))
+    Mb = np.empty((PM, W))
+    LPb = np.empty((W, PL))
+    for l in range(W):
+        Mb[:, l] = layout
+        LPb[l, :] = LP[lanes[0]]
+    Wt = np.zeros((N, W), dtype=np.bool_)
+    G = np.zeros((n, W))
+    E1 = np.zeros(W)
+    E2 = np.zeros(W)
+    Mm = np.zeros(W)
+    Vv = np.zeros(W)
+    A1 = np.zeros(W)
+    A3 = np.zeros(W)
+    e5 = np.zeros(W)
+    e3 = np.zeros(W)
+    ts = np.zeros(W)
+    # per slot
+    lane = np.full(W, -1, dtype=np.int64)
+    t = np.zeros(W)
+    h = np.zeros(W)
+    t_new = np.zeros(W)
+    t_end = np.zeros(W)
+    last = np.zeros(W, dtype=np.bool_)
+    rejected_last = np.zeros(W, dtype=np.bool_)
+    nonfinite = np.zeros(W, dtype=np.bool_)
+    p = np.zeros(W, dtype=np.int64)
+    nf = np.zeros(W, dtype=np.int64)
+    na = np.zeros(W, dtype=np.int64)
+    nr = np.zeros(W, dtype=np.int64)
+    nc = np.zeros(W, dtype=np.int64)
+    steps = np.zeros(W, dtype=np.int64)
+    stalls = np.zeros(W, dtype=np.int64)
+    stiff = np.zeros(W, dtype=np.int64)
+    calm = np.zeros(W, dtype=np.int64)
+    # one lane's contiguous copies, for the per-lane pieces
+    y = np.empty(N)
+    yn = np.empty(N)
+    Kl = np.empty((NS + 4, N))
+    F = np.empty((7, N))
+    tmp = np.empty(N)
+    g = np.empty(n)
+    J = np.empty((N, d))
+    Jt = np.empty(N)
+    nxt = 0
+    while True:
+        # fill the idle slots and take each lane through the checks before its next step
+        n_active = 0
+        for l in range(W):
+            while True:
+                if lane[l] < 0:
+                    if nxt >= nq:
+                        break
+                    b = lanes[nxt]
+                    nxt += 1
+                    for k in range(N):
+                        y[k] = y0[b, k]
+                    going, p0, te, h0, nf0 = begin(ADAM_FORM, grad, hess, hess, b, y, Kl, tmp, g,
+                                                   t_out, n_out, ys, M[b], LP[b], n, d, atol,
+                                                   rtol, h_max, bound, status, div_at, t_fin,
+                                                   nfev)
+                    if not going:
+                        continue
+                    lane[l] = b
+                    p[l] = p0
+                    t_end[l] = te
+                    h[l] = h0
+                    nf[l] = nf0
+                    t[l] = 0.0
+                    na[l] = 0
+                    nr[l] = 0
+                    steps[l] = 0
+                    stalls[l] = 0
+                    stiff[l] = 0
+                    calm[l] = 0
+                    rejected_last[l] = False
+                    nonfinite[l] = False
+                    c = 0
+                    for k in range(N):
+                        Y[k, l] = y[k]
+                        K[0, k, l] = Kl[0, k]
+                        Wt[k, l] = ew[b, k] > 0.0
+                        c += Wt[k, l]
+                    nc[l] = c
+                    for k in range(PM):
+                        Mb[k, l] = M[b, k]
+                    for k in range(PL):
+                        LPb[l, k] = LP[b, k]
+                b = lane[l]
+                ended = False
+                if steps[l] >= max_steps:
+                    status[b] = MAX_STEPS
+                    ended = True
+                else:
+                    if h[l] > h_max:
+                        h[l] = h_max
+                    span = t_end[l] - t[l]
+                    last[l] = h[l] >= span
+                    if last[l]:
+                        h[l] = span
+                    if below_floor(h[l], t[l], last[l]):
+                        status[b] = floor_status(nonfinite[l])
+                        if nonfinite[l]:
+                            div_at[b] = t[l]
+                        ended = True
+                if ended:
+                    t_fin[b] = t[l]
+                    nfev[b] = nf[l]
+                    acc[b] = na[l]
+                    rej[b] = nr[l]
+                    lane[l] = -1
+                    continue
+                t_new[l] = t_end[l] if last[l] else t[l] + h[l]
+                n_active += 1
+                break
+        if n_active == 0:
+            break
+        # the step, every slot at once: stages 1..11, the solution, its right-hand side
+        for s in range(1, NS):
+            c0, c1 = A_PTR[s], A_PTR[s + 1]
+            for k in range(N):
+                for l in range(W):
+                    A1[l] = 0.0
+                for jj in range(c0, c1):
+                    av = A_VAL[jj]
+                    kk = A_IDX[jj]
+                    for l in range(W):
+                        A1[l] += av * K[kk, k, l]
+                for l in range(W):
+                    Tmp[k, l] = Y[k, l] + h[l] * A1[l]
+            for l in range(W):
+                ts[l] = t[l] + C[s] * h[l]
+            adam_form_block(grad_lanes, layout, ts, Tmp, K[s], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
+        for k in range(N):
+            for l in range(W):
+                A1[l] = 0.0
+            for jj in range(B_IDX.shape[0]):
+                av = B_VAL[jj]
+                kk = B_IDX[jj]
+                for l in range(W):
+                    A1[l] += av * K[kk, k, l]
+            for l in range(W):
+                Yn[k, l] = Y[k, l] + h[l] * A1[l]
+        adam_form_block(grad_lanes, layout, t_new, Yn, K[NS], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
+        # the error sums of every slot
+        for l in range(W):
+            e5[l] = 0.0
+            e3[l] = 0.0
+        for k in range(N):
+            for l in range(W):
+                A1[l] = 0.0
+                A3[l] = 0.0
+            for jj in range(E_IDX.shape[0]):
+                kk = E_IDX[jj]
+                v5 = E5_VAL[jj]
+                v3 = E3_VAL[jj]
+                for l in range(W):
+                    A1[l] += v5 * K[kk, k, l]
+                    A3[l] += v3 * K[kk, k, l]
+            for l in range(W):
+                if Wt[k, l]:
+                    sc = atol + rtol * max(abs(Y[k, l]), abs(Yn[k, l]))
+                    e5[l] += (A1[l] / sc) ** 2
+                    e3[l] += (A3[l] / sc) ** 2
+        # each lane's verdict
+        for l in range(W):
+            b = lane[l]
+            if b < 0:
+                continue
+            nf[l] += NS
+            steps[l] += 1
+            err = error_norm(h[l], e5[l], e3[l], nc[l])
+            if not (err <= 1.0):          # rejected (NaN included)
+                nr[l] += 1
+                factor, nonfinite[l] = rejected_factor(err)
+                h[l] *= factor
+                rejected_last[l] = True
+                continue
+            na[l] += 1
+            for k in range(N):
+                y[k] = Y[k, l]
+                yn[k] = Yn[k, l]
+            stalls[l] = count_stalls(y, yn, nonfinite[l], stalls[l])
+            ended = False
+            switch = False
+            if stalls[l] >= STALL_LIMIT:
+                status[b] = DIVERGED
+                div_at[b] = t[l]
+                ended = True
+            else:
+                nonfinite[l] = False
+                if mode[b] == SWITCHING:
+                    stiff[l], calm[l], switch = stiffness_count(grad, hess, t_new[l], yn, J, Jt,
+                                                                M[b], LP[b], n, d, h[l],
+                                                                stiff[l], calm[l])
+                if p[l] < n_out[b] and t_out[b, p[l]] <= t_new[l]:
+                    for r in range(NS + 1):
+                        for k in range(N):
+                            Kl[r, k] = K[r, k, l]
+                    p[l], extra = step_outputs(ADAM_FORM, grad, hess, hess, b, t[l], h[l],
+                                               t_new[l], last[l], y, yn, Kl, F, tmp, p[l],
+                                               n_out[b], t_out, ys, M[b], LP[b], n, d, g)
+                    nf[l] += extra
+                t[l] = t_new[l]
+                for k in range(N):
+                    Y[k, l] = Yn[k, l]
+                    K[0, k, l] = K[NS, k, l]
+                if out_of_bounds(yn, n, d, bound):
+                    status[b] = DIVERGED
+                    div_at[b] = t[l]
+                    ended = True
+                elif p[l] >= n_out[b]:
+                    ended = True
+                else:
+                    h[l] *= accepted_factor(err, rejected_last[l])
+                    rejected_last[l] = False
+            switch = switch and not ended         # a lane that ends here ends, stiff or not
+            if ended or switch:
+                nfev[b] = nf[l]
+                acc[b] = na[l]
+                rej[b] = nr[l]
+                lane[l] = -1
+                if switch:
+                    rosenbrock.lane(grad, hess, b, yn.copy(), t[l], p[l], h[l], steps[l], M, LP,
+                                    n, d, t_out, n_out, ew, rtol, atol, max_steps, h_max, bound,
+                                    ys, status, div_at, t_fin, nfev, acc, rej)
+                else:
+                    t_fin[b] = t[l]
