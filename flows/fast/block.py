@@ -11,7 +11,8 @@ is one call of the landscape's lanes gradient per coordinate,
 :func:`landscapes.compiled.compiled_lanes_gradient`), so the CPU overlaps WIDTH independent
 dependency chains where one lane's loop waits on each of its own. Everything else is per slot:
 each lane keeps its own time, step, error test, accept/reject, outputs, statuses and stiffness
-test, written with the same pieces as the one-lane loop (:func:`flows.fast.kernel.lane`:
+test (its Jacobian diagonal from the step's last right-hand side,
+:func:`jacobian_rho`), written with the same pieces as the one-lane loop (:func:`flows.fast.kernel.lane`:
 :func:`~flows.fast.kernel.begin`, :func:`~flows.fast.kernel.step_outputs`, ...). A slot whose lane
 ends takes the next lane of the queue (lane retirement: a finished lane costs nothing); a lane that
 the stiffness test hands to Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees
@@ -44,7 +45,7 @@ from flows.fast.kernel import (
     error_norm,
     rejected_factor,
     step_outputs,
-    stiffness_count,
+    stiffness_verdict,
 )
 from flows.fast.lane_control import (
     DIVERGED,
@@ -56,7 +57,14 @@ from flows.fast.lane_control import (
     floor_status,
     out_of_bounds,
 )
-from flows.fast.rhs import ADAM_FORM, HEAD, bias_factors_log, direction, row_layout
+from flows.fast.rhs import (
+    ADAM_FORM,
+    HEAD,
+    bias_factors_log,
+    direction,
+    direction_partials,
+    row_layout,
+)
 
 #: slots per block (a multiple of the SIMD width of float64 on AVX2 and AVX-512)
 WIDTH = 8
@@ -116,6 +124,84 @@ def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm
             out[base + r, l] += Mb[0, l] * direction(E1[l], E2[l], Mm[l], Vv[l])
 
 
+@njit(cache=True, inline="always")
+def diagonal_entries(layout, d):
+    """(D (d, 5), needs_h, needs_partials): where the diagonal J_qq of
+    :func:`flows.fast.rhs.adam_form_jacobian` takes its terms from in a packed row: the positions
+    (-1: none) of L_qq, of the c_m and c_v entries of column q (row r = q only), of the bg and bgg
+    entries of row q (column 0 only); whether it reads phi'' and the direction's partials. Each
+    term is at most one entry (the packed blocks hold each index once)."""
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
+    r = int(layout[6])
+    D = np.full((d, 5), -1, dtype=np.int64)
+    for j in range(nL):
+        pp = HEAD + 1 + 3 * j
+        if int(layout[pp]) == int(layout[pp + 1]):
+            D[int(layout[pp]), 0] = pp + 2
+    for j in range(ncm):
+        if int(layout[pcm + 1 + 2 * j]) == r:
+            D[r, 1] = pcm + 2 + 2 * j
+    for j in range(ncv):
+        if int(layout[pcv + 1 + 2 * j]) == r:
+            D[r, 2] = pcv + 2 + 2 * j
+    for j in range(nbg):
+        if int(layout[pbg + 1 + 2 * j]) == 0:
+            D[0, 3] = pbg + 2 + 2 * j
+    for j in range(nbgg):
+        if int(layout[pbgg + 1 + 2 * j]) == 0:
+            D[0, 4] = pbgg + 2 + 2 * j
+    needs_h = D[0, 3] >= 0 or D[0, 4] >= 0 or r == 0
+    needs_partials = D[r, 1] >= 0 or D[r, 2] >= 0 or r == 0
+    return D, needs_h, needs_partials
+
+
+@njit(cache=True, inline="always")
+def jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2, Mb, LPb, l, n, d):
+    """max_k |J_kk| of slot l at its new state Yn[:, l] (the stiffness test of
+    :func:`flows.fast.kernel.stiffness_count`): the diagonal of
+    :func:`flows.fast.rhs.adam_form_jacobian` (positions ``D``, :func:`diagonal_entries`), each
+    entry with the same additions in the same order, from what the step's last right-hand side
+    left: phi' in G, eta and epsq in E1, E2 (the diagonal needs no time derivative)."""
+    nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
+    r = int(layout[6])
+    kA = Mb[0, l]
+    wg = Mb[5, l]
+    rho = 0.0
+    for i in range(n):
+        base = i * d
+        gi = G[i, l]
+        hi = hess(Yn[base, l], LPb[l].ctypes) if needs_h else 0.0
+        dA_dm = 0.0
+        dA_dv = 0.0
+        if needs_partials:
+            m = 0.0
+            for j in range(ncm):
+                m += Mb[pcm + 2 + 2 * j, l] * Yn[base + int(layout[pcm + 1 + 2 * j]), l]
+            v = 0.0
+            for j in range(ncv):
+                v += Mb[pcv + 2 + 2 * j, l] * Yn[base + int(layout[pcv + 1 + 2 * j]), l]
+            if wg != 0.0:
+                m += wg * gi
+            dA_dm, dA_dv, _ = direction_partials(E1[l], E2[l], 0.0, 0.0, m, v)
+        for q in range(d):
+            a = 0.0
+            if D[q, 0] >= 0:
+                a += Mb[D[q, 0], l]
+            if D[q, 1] >= 0:
+                a += kA * dA_dm * Mb[D[q, 1], l]
+            if D[q, 2] >= 0:
+                a += kA * dA_dv * Mb[D[q, 2], l]
+            if q == 0:
+                if r == 0 and wg != 0.0:
+                    a += kA * dA_dm * wg * hi
+                if D[0, 3] >= 0:
+                    a += Mb[D[0, 3], l] * hi
+                if D[0, 4] >= 0:
+                    a += Mb[D[0, 4], l] * 2.0 * gi * hi
+            rho = max(rho, abs(a))
+    return rho
+
+
 @njit(cache=True, error_model="numpy")
 def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
               max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
@@ -130,6 +216,7 @@ def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, 
     if nq == 0:
         return
     layout = M[lanes[0]].copy()
+    D, needs_h, needs_partials = diagonal_entries(layout, d)
     # the block: state, stages, rows (an idle slot keeps a real row, so its arithmetic is finite)
     Y = np.zeros((N, W))
     Yn = np.zeros((N, W))
@@ -176,8 +263,6 @@ def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, 
     F = np.empty((7, N))
     tmp = np.empty(N)
     g = np.empty(n)
-    J = np.empty((N, d))
-    Jt = np.empty(N)
     nxt = 0
     while True:
         # fill the idle slots and take each lane through the checks before its next step
@@ -326,9 +411,9 @@ def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, 
             else:
                 nonfinite[l] = False
                 if mode[b] == SWITCHING:
-                    stiff[l], calm[l], switch = stiffness_count(grad, hess, t_new[l], yn, J, Jt,
-                                                                M[b], LP[b], n, d, h[l],
-                                                                stiff[l], calm[l])
+                    rho = jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2,
+                                       Mb, LPb, l, n, d)
+                    stiff[l], calm[l], switch = stiffness_verdict(h[l], rho, stiff[l], calm[l])
                 if p[l] < n_out[b] and t_out[b, p[l]] <= t_new[l]:
                     for r in range(NS + 1):
                         for k in range(N):

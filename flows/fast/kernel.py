@@ -137,6 +137,12 @@ def stiffness_count(grad, hess, t_new, yn, J, Jt, mrow, lrow, n, d, h, stiff, ca
     rho = 0.0
     for k in range(yn.shape[0]):
         rho = max(rho, abs(J[k, k % d]))
+    return stiffness_verdict(h, rho, stiff, calm)
+
+
+@njit(cache=True, inline="always")
+def stiffness_verdict(h, rho, stiff, calm):
+    """(stiff, calm, switch) after an accepted step of size h where max_k |J_kk| = rho."""
     if h * rho > STIFF_HLAMBDA:
         return stiff + 1, 0, stiff + 1 >= STIFF_STEPS
     calm += 1
