@@ -60,7 +60,7 @@ def work_precision(quick: bool) -> dict:
     for rtol in rtols:
         atol = rtol * 1e-2
         t, sol = _time(peers.adamflow_run(prob, rtol, atol))
-        add("adamflow (compiled, DOP853)", t, sol.ys[:, -1, 0, 0].numpy())
+        add("adamflow (compiled, auto)", t, sol.ys[:, -1, 0, 0].numpy())
         r = peers.scipy_loop(prob, sub, rtol=rtol, atol=atol)
         add("scipy LSODA loop (x B/subset)", r["seconds"] * B / len(sub), r["theta_T"], sub)
         for name, fn in [("torchdiffeq dopri5", peers.torchdiffeq_run),
