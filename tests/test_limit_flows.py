@@ -553,10 +553,13 @@ def test_lane_retirement_with_events_matches_single_lanes():
         one = JumpFlow(ExpLinear(), n_lanes=1, **{k: (v[b] if isinstance(v, list) else v)
                                                   for k, v in kw.items()})
         ta = simulate(one, th0[b:b + 1], t[b:b + 1], events=one.events(), rtol=1e-9)
-        assert torch.allclose(ta.theta[0], tr.theta[b], rtol=1e-10, atol=1e-12)
+        # the batch and the single lane take different steps after the gate switches (lane 0: 894
+        # vs 903 accepted), so they agree to the solve's tolerance, not to the bit (measured on
+        # one machine: 1.04e-10 relative on theta, 6.9e-11 on the third event time)
+        assert torch.allclose(ta.theta[0], tr.theta[b], rtol=1e-9, atol=1e-12)
         c = int(ta.events["count"][0])
         assert int(tr.events["count"][b]) == c
-        assert torch.allclose(ta.events["t"][0, :c], tr.events["t"][b, :c], rtol=0, atol=1e-10)
+        assert torch.allclose(ta.events["t"][0, :c], tr.events["t"][b, :c], rtol=0, atol=1e-9)
 
 
 # -- all three ---------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@
 * :mod:`flows.fast.lane_control` what both steppers' lane loops share: start, starting step,
   divergence bound, step floor, stalls and their statuses;
 * :mod:`flows.fast.kernel`  the explicit per-lane integrator, DOP853 (step, error control, dense
-  output, statuses), ``prange`` over lanes;
+  output, statuses), and the pieces of its loop that the lane blocks share;
+* :mod:`flows.fast.block`   lane blocks: the DOP853 lanes of an Adam-family flow 8 at a time, stage
+  by stage, each lane with its own step and control, the same bits as one lane at a time;
 * :mod:`flows.fast.rosenbrock` the stiff per-lane integrator, Rodas5P, for the Adam-family form
   (closed-form block-diagonal Jacobian, one d x d LU per coordinate);
+* :mod:`flows.fast.ensemble` the one entry point: lane queues through blocks, then single lanes
+  on their stepper, ``prange`` over both;
 * :mod:`flows.fast.solve`   :func:`solve_fast`, the :class:`flows.solve.Solution` contract of the
   torch engine, and :func:`fast_support` (why a flow/landscape/option cannot run compiled).
 """
