@@ -1,22 +1,22 @@
-r"""Lane blocks: the DOP853 lanes of an Adam-family flow advanced WIDTH at a time.
+r"""Lane blocks: the DOP853 lanes of an Adam-family flow advanced a block of slots at a time.
 
-    run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
-              max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
+    run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol,
+              atol, max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej)
 
 runs the lanes ``lanes`` (EXPLICIT or SWITCHING lanes of :mod:`flows.fast.ensemble`, the
-Adam-family form :func:`flows.fast.rhs.adam_form`) through WIDTH slots. The slots take their stages
-together: each stage combination and each right-hand side is one loop over the slots (the model's
-sparse structure is the same in every lane of a flow, :func:`flows.fast.rhs.pack_adam_form`; phi'
-is one call of the landscape's lanes gradient per coordinate,
-:func:`landscapes.compiled.compiled_lanes_gradient`), so the CPU overlaps WIDTH independent
-dependency chains where one lane's loop waits on each of its own. Everything else is per slot:
-each lane keeps its own time, step, error test, accept/reject, outputs, statuses and stiffness
-test (its Jacobian diagonal from the step's last right-hand side,
-:func:`jacobian_rho`), written with the same pieces as the one-lane loop (:func:`flows.fast.kernel.lane`:
-:func:`~flows.fast.kernel.begin`, :func:`~flows.fast.kernel.step_outputs`, ...). A slot whose lane
-ends takes the next lane of the queue (lane retirement: a finished lane costs nothing); a lane that
-the stiffness test hands to Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees
-its slot.
+Adam-family form :func:`flows.fast.rhs.adam_form`) through ``width`` slots (:data:`WIDTHS`). The
+slots take their stages together: each stage combination and each right-hand side is one loop over
+the slots (the model's sparse structure is the same in every lane of a flow,
+:func:`flows.fast.rhs.pack_adam_form`; phi' is one call of the landscape's lanes gradient per
+coordinate, :func:`landscapes.compiled.compiled_lanes_gradient`), so the CPU overlaps ``width``
+independent dependency chains where one lane's loop waits on each of its own, and the slot loops
+run as SIMD. Everything else is per slot: each lane keeps its own time, step, error test,
+accept/reject, outputs, statuses and stiffness test (its Jacobian diagonal from the step's last
+right-hand side, :func:`jacobian_rho`), written with the same pieces as the one-lane loop
+(:func:`flows.fast.kernel.lane`: :func:`~flows.fast.kernel.begin`,
+:func:`~flows.fast.kernel.step_outputs`, ...). A slot whose lane ends takes the next lane of the
+queue (lane retirement: a finished lane costs nothing); a lane that the stiffness test hands to
+Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees its slot.
 
 Every floating-point operation of a lane is the one-lane loop's, in the same order (the same
 libm expm1, no contraction into FMAs, IEEE division): a lane gets the same bits in a block as
@@ -66,15 +66,19 @@ from flows.fast.rhs import (
     row_layout,
 )
 
-#: slots per block (a multiple of the SIMD width of float64 on AVX2 and AVX-512)
-WIDTH = 8
+#: slots per block, the widest first (:func:`flows.fast.solve._lane_queues` takes the widest that
+#: the batch fills): a runtime width, so LLVM vectorises the slot loops (with run-time alias
+#: checks; a constant width is unrolled first and stays scalar). Measured, adam-flow2 at 1e5 lanes
+#: (dop853, 2 threads): 3.05 M lane-steps/s at a constant 8, 2.8 M at a runtime 8, 4.5 M at 32,
+#: 4.7 M at 64
+WIDTHS = (32, 8)
 
 
 @njit(cache=True, inline="always")
 def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm, Vv):
-    """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, WIDTH), slot l's time ts[l],
+    """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l],
     packed row Mb[:, l] and landscape row LPb[l]; ``layout`` a packed row of the flow (its sparse
-    structure); G (n, WIDTH), E1, E2, Mm, Vv (WIDTH,) scratch."""
+    structure); G (n, W), E1, E2, Mm, Vv (W,) scratch."""
     W = ts.shape[0]
     PL = LPb.shape[1]
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
@@ -203,12 +207,12 @@ def jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2, Mb, LP
 
 
 @njit(cache=True, error_model="numpy")
-def run_queue(grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol, atol,
-              max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
-    """The lanes ``lanes`` (in order) through WIDTH slots (module docstring); outputs and
+def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_out, ew, mode, rtol,
+              atol, max_steps, h_max, bound, ys, status, div_at, t_fin, nfev, acc, rej):
+    """The lanes ``lanes`` (in order) through ``width`` slots (module docstring); outputs and
     statuses as :func:`flows.fast.kernel.lane` (and :func:`flows.fast.rosenbrock.lane` for a lane
     that turns stiff)."""
-    W = WIDTH
+    W = width
     N = y0.shape[1]
     PM = M.shape[1]
     PL = LP.shape[1]

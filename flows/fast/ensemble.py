@@ -1,13 +1,13 @@
 """The compiled engine's one entry point: every lane with its own adaptive loop and its own
 stepper, in one ``prange`` loop over lanes.
 
-    solve_ensemble(family, grad, grad_lanes, hess, third, y0, M, LP, n, d, t_out, n_out, ew, mode,
-                   rtol, atol, max_steps, h_max, bound, order, border, nqueue, ys, status, div_at,
-                   t_fin, nfev, acc, rej)
+    solve_ensemble(width, family, grad, grad_lanes, hess, third, y0, M, LP, n, d, t_out, n_out, ew,
+                   mode, rtol, atol, max_steps, h_max, bound, order, border, nqueue, ys, status,
+                   div_at, t_fin, nfev, acc, rej)
 
-runs ``nqueue`` queues of lanes through lane blocks (queue j: ``border[j::nqueue]``,
-:func:`flows.fast.block.run_queue`: EXPLICIT and SWITCHING lanes of the Adam-family form, with
-the landscape's lanes gradient ``grad_lanes``), then lanes ``order[j]`` one at a time (the longest
+runs ``nqueue`` queues of lanes through lane blocks of ``width`` slots (queue j:
+``border[j::nqueue]``, :func:`flows.fast.block.run_queue`: EXPLICIT and SWITCHING lanes of the
+Adam-family form, with the landscape's lanes gradient ``grad_lanes``), then lanes ``order[j]`` one at a time (the longest
 first, :func:`flows.fast.solve._balanced_order`), lane b with stepper ``mode[b]``:
 
 * EXPLICIT: DOP853 (:func:`flows.fast.kernel.lane`) for the whole run;
@@ -38,14 +38,14 @@ __all__ = ["solve_ensemble", "EXPLICIT", "ROSENBROCK", "SWITCHING"]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def solve_ensemble(family, grad, grad_lanes, hess, third, y0, M, LP, n, d, t_out, n_out, ew, mode,
-                   rtol, atol, max_steps, h_max, bound, order, border, nqueue, ys, status, div_at,
-                   t_fin, nfev, acc, rej):
+def solve_ensemble(width, family, grad, grad_lanes, hess, third, y0, M, LP, n, d, t_out, n_out, ew,
+                   mode, rtol, atol, max_steps, h_max, bound, order, border, nqueue, ys, status,
+                   div_at, t_fin, nfev, acc, rej):
     for j in prange(nqueue + order.shape[0]):
         if j < nqueue:                  # a queue of lanes through one block of slots
-            block.run_queue(grad, grad_lanes, hess, border[j::nqueue], y0, M, LP, n, d, t_out,
-                            n_out, ew, mode, rtol, atol, max_steps, h_max, bound, ys, status,
-                            div_at, t_fin, nfev, acc, rej)
+            block.run_queue(width, grad, grad_lanes, hess, border[j::nqueue], y0, M, LP, n, d,
+                            t_out, n_out, ew, mode, rtol, atol, max_steps, h_max, bound, ys,
+                            status, div_at, t_fin, nfev, acc, rej)
             continue
         b = order[j - nqueue]
         if mode[b] == ROSENBROCK:

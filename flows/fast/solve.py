@@ -18,7 +18,7 @@ import torch
 
 from core.trajectory import DIVERGENCE_BOUND
 from flows.compiled_form import AdamForm, ModifiedForm, NewtonForm
-from flows.fast.block import WIDTH
+from flows.fast.block import WIDTHS
 from flows.fast.ensemble import EXPLICIT, ROSENBROCK, SWITCHING, solve_ensemble
 from flows.fast.rhs import (
     ADAM_FORM,
@@ -211,21 +211,24 @@ def want_threads(threads: int | None, B: int) -> int:
 
 
 def _lane_queues(order: np.ndarray, mode: np.ndarray, family: int, threads: int, blocks: bool):
-    """(order, border, nqueue): the lanes that run one at a time (in ``order``'s order) and those
-    that run through lane blocks, dealt round-robin to ``nqueue`` queues (``border[j::nqueue]``,
-    each a mix of long and short lanes): the DOP853 lanes (EXPLICIT, SWITCHING) of the
-    Adam-family form, where there are enough of them (:data:`MIN_BLOCKS_PER_THREAD`); between
-    ``threads`` and 4 ``threads`` queues of at least 8 blocks' worth of lanes each."""
+    """(order, border, nqueue, width): the lanes that run one at a time (in ``order``'s order) and
+    those that run through lane blocks of ``width`` slots, dealt round-robin to ``nqueue`` queues
+    (``border[j::nqueue]``, each a mix of long and short lanes): the DOP853 lanes (EXPLICIT,
+    SWITCHING) of the Adam-family form, through the widest blocks of :data:`WIDTHS` that they
+    fill (:data:`MIN_BLOCKS_PER_THREAD` per thread); between ``threads`` and 4 ``threads`` queues
+    of at least 8 blocks' worth of lanes each."""
     none = np.zeros(0, dtype=np.int64)
     if not blocks or family != ADAM_FORM:
-        return order, none, 0
+        return order, none, 0, 0
     in_block = mode[order] != ROSENBROCK
     nb = int(in_block.sum())
-    if nb < MIN_BLOCKS_PER_THREAD * WIDTH * threads:
-        return order, none, 0
-    nqueue = max(threads, min(4 * threads, nb // (8 * WIDTH)))
+    fits = [w for w in WIDTHS if nb >= MIN_BLOCKS_PER_THREAD * w * threads]
+    if not fits:
+        return order, none, 0, 0
+    width = fits[0]
+    nqueue = max(threads, min(4 * threads, nb // (8 * width)))
     return (np.ascontiguousarray(order[~in_block]), np.ascontiguousarray(order[in_block]),
-            nqueue)
+            nqueue, width)
 
 
 def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
@@ -273,7 +276,8 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
     order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
-    order, border, nqueue = _lane_queues(order, mode, family, want_threads(threads, B), blocks)
+    order, border, nqueue, width = _lane_queues(order, mode, family, want_threads(threads, B),
+                                                blocks)
     grad_lanes = (compiled_lanes_gradient(flow.landscape, B)[0] if nqueue else
                   no_lanes_gradient())
     if (mode == EXPLICIT).all():
@@ -284,7 +288,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     numba.set_num_threads(want_threads(threads, B))
     try:
         with numba.parallel_chunksize(1):
-            solve_ensemble(family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn, ew,
+            solve_ensemble(width, family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn, ew,
                            mode, rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND),
                            order, border, nqueue, ys, status, div_at, t_fin, nfev, acc, rej)
     finally:
