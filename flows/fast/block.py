@@ -221,6 +221,10 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
         return
     layout = M[lanes[0]].copy()
     D, needs_h, needs_partials = diagonal_entries(layout, d)
+    # a diagonal of constants (the linear part only: adam-flow2's) is the same every step: its
+    # max_k |J_kk| is computed once per lane, with the same operations
+    constant_diagonal = not (needs_h or needs_partials)
+    rho_const = np.zeros(W)
     # the block: state, stages, rows (an idle slot keeps a real row, so its arithmetic is finite)
     Y = np.zeros((N, W))
     Yn = np.zeros((N, W))
@@ -309,6 +313,9 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
                     nc[l] = c
                     for k in range(PM):
                         Mb[k, l] = M[b, k]
+                    if constant_diagonal and mode[b] == SWITCHING:
+                        rho_const[l] = jacobian_rho(hess, layout, D, needs_h, needs_partials, Y,
+                                                    G, E1, E2, Mb, LPb, l, n, d)
                     for k in range(PL):
                         LPb[l, k] = LP[b, k]
                 b = lane[l]
@@ -415,8 +422,11 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             else:
                 nonfinite[l] = False
                 if mode[b] == SWITCHING:
-                    rho = jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2,
-                                       Mb, LPb, l, n, d)
+                    if constant_diagonal:
+                        rho = rho_const[l]
+                    else:
+                        rho = jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1,
+                                           E2, Mb, LPb, l, n, d)
                     stiff[l], calm[l], switch = stiffness_verdict(h[l], rho, stiff[l], calm[l])
                 if p[l] < n_out[b] and t_out[b, p[l]] <= t_new[l]:
                     for r in range(NS + 1):
