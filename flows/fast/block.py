@@ -129,6 +129,23 @@ def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm
 
 
 @njit(cache=True, inline="always")
+def combine_slots(VAL, IDX, c0, c1, K, Y, h, acc, out):
+    """:func:`flows.fast.kernel.combine` for every slot: out[k, l] = Y[k, l] + h[l] sum_j VAL[j]
+    K[IDX[j], k, l], the same additions in the same order; ``acc`` (W,) scratch."""
+    W = h.shape[0]
+    for k in range(Y.shape[0]):
+        for l in range(W):
+            acc[l] = 0.0
+        for jj in range(c0, c1):
+            av = VAL[jj]
+            kk = IDX[jj]
+            for l in range(W):
+                acc[l] += av * K[kk, k, l]
+        for l in range(W):
+            out[k, l] = Y[k, l] + h[l] * acc[l]
+
+
+@njit(cache=True, inline="always")
 def diagonal_entries(layout, d):
     """(D (d, 5), needs_h, needs_partials): where the diagonal J_qq of
     :func:`flows.fast.rhs.adam_form_jacobian` takes its terms from in a packed row: the positions
@@ -284,6 +301,7 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
                     nxt += 1
                     for k in range(N):
                         y[k] = y0[b, k]
+                    # the Adam form reads no third derivative: hess stands in for it (its type)
                     going, p0, te, h0, nf0 = begin(ADAM_FORM, grad, hess, hess, b, y, Kl, tmp, g,
                                                    t_out, n_out, ys, M[b], LP[b], n, d, atol,
                                                    rtol, h_max, bound, status, div_at, t_fin,
@@ -349,30 +367,11 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             break
         # the step, every slot at once: stages 1..11, the solution, its right-hand side
         for s in range(1, NS):
-            c0, c1 = A_PTR[s], A_PTR[s + 1]
-            for k in range(N):
-                for l in range(W):
-                    A1[l] = 0.0
-                for jj in range(c0, c1):
-                    av = A_VAL[jj]
-                    kk = A_IDX[jj]
-                    for l in range(W):
-                        A1[l] += av * K[kk, k, l]
-                for l in range(W):
-                    Tmp[k, l] = Y[k, l] + h[l] * A1[l]
+            combine_slots(A_VAL, A_IDX, A_PTR[s], A_PTR[s + 1], K, Y, h, A1, Tmp)
             for l in range(W):
                 ts[l] = t[l] + C[s] * h[l]
             adam_form_block(grad_lanes, layout, ts, Tmp, K[s], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
-        for k in range(N):
-            for l in range(W):
-                A1[l] = 0.0
-            for jj in range(B_IDX.shape[0]):
-                av = B_VAL[jj]
-                kk = B_IDX[jj]
-                for l in range(W):
-                    A1[l] += av * K[kk, k, l]
-            for l in range(W):
-                Yn[k, l] = Y[k, l] + h[l] * A1[l]
+        combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         adam_form_block(grad_lanes, layout, t_new, Yn, K[NS], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
         # the error sums of every slot
         for l in range(W):

@@ -89,6 +89,17 @@ E3_VAL = tab.E3[E_IDX].copy()
 
 
 @njit(cache=True, inline="always")
+def combine(VAL, IDX, c0, c1, K, y, h, out):
+    """out = y + h sum_j VAL[j] K[IDX[j]] over the CSR entries c0..c1 of one tableau row (a stage's
+    input, the solution, a dense-output stage)."""
+    for k in range(y.shape[0]):
+        a = 0.0
+        for jj in range(c0, c1):
+            a += VAL[jj] * K[IDX[jj], k]
+        out[k] = y[k] + h * a
+
+
+@njit(cache=True, inline="always")
 def begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys, mrow, lrow, n, d, atol,
           rtol, h_max, bound, status, div_at, t_fin, nfev):
     """The start of lane ``b`` from its initial state ``y`` at t = 0: the outputs at t <= 0, f(y0)
@@ -170,12 +181,7 @@ def step_outputs(family, grad, hess, third, b, t, h, t_new, last, y, yn, K, F, t
             if not dense:
                 for s in range(3):
                     idx = NS + 1 + s
-                    c0, c1 = AX_PTR[s], AX_PTR[s + 1]
-                    for k in range(N):
-                        a = 0.0
-                        for jj in range(c0, c1):
-                            a += AX_VAL[jj] * K[AX_IDX[jj], k]
-                        tmp[k] = y[k] + h * a
+                    combine(AX_VAL, AX_IDX, AX_PTR[s], AX_PTR[s + 1], K, y, h, tmp)
                     family_rhs(family, grad, hess, third, t + CX[s] * h, tmp, K[idx], mrow,
                                lrow, n, d, g)
                 nf += 3
@@ -282,18 +288,9 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
             break
         # stages 1..11
         for s in range(1, NS):
-            c0, c1 = A_PTR[s], A_PTR[s + 1]
-            for k in range(N):
-                a = 0.0
-                for jj in range(c0, c1):
-                    a += A_VAL[jj] * K[A_IDX[jj], k]
-                tmp[k] = y[k] + h * a
+            combine(A_VAL, A_IDX, A_PTR[s], A_PTR[s + 1], K, y, h, tmp)
             family_rhs(family, grad, hess, third, t + C[s] * h, tmp, K[s], mrow, lrow, n, d, g)
-        for k in range(N):
-            a = 0.0
-            for jj in range(B_IDX.shape[0]):
-                a += B_VAL[jj] * K[B_IDX[jj], k]
-            yn[k] = y[k] + h * a
+        combine(B_VAL, B_IDX, 0, B_IDX.shape[0], K, y, h, yn)
         t_new = t_end if last else t + h
         family_rhs(family, grad, hess, third, t_new, yn, K[NS], mrow, lrow, n, d, g)
         nf += NS

@@ -276,8 +276,8 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
     order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
-    order, border, nqueue, width = _lane_queues(order, mode, family, want_threads(threads, B),
-                                                blocks)
+    nthreads = want_threads(threads, B)
+    order, border, nqueue, width = _lane_queues(order, mode, family, nthreads, blocks)
     grad_lanes = (compiled_lanes_gradient(flow.landscape, B)[0] if nqueue else
                   no_lanes_gradient())
     if (mode == EXPLICIT).all():
@@ -285,7 +285,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     else:
         ew = np.ascontiguousarray(np.tile(error_scales(flow), (1, n)))                # (B, n d)
     prev = numba.get_num_threads()
-    numba.set_num_threads(want_threads(threads, B))
+    numba.set_num_threads(nthreads)
     try:
         with numba.parallel_chunksize(1):
             solve_ensemble(width, family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn, ew,
