@@ -19,7 +19,7 @@ queue (lane retirement: a finished lane costs nothing); a lane that the stiffnes
 Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees its slot.
 
 Every floating-point operation of a lane is the one-lane loop's, in the same order (the same
-libm expm1, no contraction into FMAs, IEEE division): a lane gets the same bits in a block as
+branch-free expm1 of :mod:`core.numba_math`, no contraction into FMAs, IEEE division): a lane gets the same bits in a block as
 alone, whatever its neighbours, and the one-lane loop stays the reference
 (tests/test_fast_block.py holds the two to each other bit for bit).
 """
@@ -83,12 +83,11 @@ def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm
     PL = LPb.shape[1]
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
     r = int(layout[6])
-    for l in range(W):
-        if Mb[7, l] != 0.0:
-            E1[l], E2[l] = bias_factors_log(ts[l] / Mb[1, l] + 1.0, Mb[2, l], Mb[3, l], Mb[4, l])
-        else:
-            E1[l] = 1.0
-            E2[l] = Mb[4, l]
+    for l in range(W):           # every slot evaluates, then selects: the loop stays SIMD
+        e1, e2 = bias_factors_log(ts[l] / Mb[1, l] + 1.0, Mb[2, l], Mb[3, l], Mb[4, l])
+        on = Mb[7, l] != 0.0
+        E1[l] = e1 if on else 1.0
+        E2[l] = e2 if on else Mb[4, l]
     for i in range(n):
         grad_lanes(Y[i * d].ctypes, LPb.ctypes, PL, G[i].ctypes, W)
     for i in range(n):
@@ -131,18 +130,69 @@ def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm
 @njit(cache=True, inline="always")
 def combine_slots(VAL, IDX, c0, c1, K, Y, h, acc, out):
     """:func:`flows.fast.kernel.combine` for every slot: out[k, l] = Y[k, l] + h[l] sum_j VAL[j]
-    K[IDX[j], k, l], the same additions in the same order; ``acc`` (W,) scratch."""
+    K[IDX[j], k, l], the same additions in the same order; ``acc`` (W,) scratch. Four terms are
+    added per pass over the slots, left to right as in the one-lane sum (a quarter of the
+    accumulator's loads and stores)."""
     W = h.shape[0]
     for k in range(Y.shape[0]):
         for l in range(W):
             acc[l] = 0.0
-        for jj in range(c0, c1):
-            av = VAL[jj]
-            kk = IDX[jj]
+        jj = c0
+        while jj + 4 <= c1:
+            v0, v1, v2, v3 = VAL[jj], VAL[jj + 1], VAL[jj + 2], VAL[jj + 3]
+            K0, K1, K2, K3 = K[IDX[jj], k], K[IDX[jj + 1], k], K[IDX[jj + 2], k], K[IDX[jj + 3], k]
             for l in range(W):
-                acc[l] += av * K[kk, k, l]
+                acc[l] = (((acc[l] + v0 * K0[l]) + v1 * K1[l]) + v2 * K2[l]) + v3 * K3[l]
+            jj += 4
+        while jj < c1:
+            av = VAL[jj]
+            Kj = K[IDX[jj], k]
+            for l in range(W):
+                acc[l] += av * Kj[l]
+            jj += 1
         for l in range(W):
             out[k, l] = Y[k, l] + h[l] * acc[l]
+
+
+@njit(cache=True, inline="always")
+def error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3):
+    """The error sums of :func:`flows.fast.kernel.lane` for every slot: e5[l], e3[l] = the sums of
+    ((E5 . K)_k / sc_k)^2, ((E3 . K)_k / sc_k)^2 over the slot's controlled components (``Wt``),
+    each dot product added left to right as in the one-lane loop, four terms per pass; A1, A3
+    (W,) scratch."""
+    W = e5.shape[0]
+    nE = E_IDX.shape[0]
+    for l in range(W):
+        e5[l] = 0.0
+        e3[l] = 0.0
+    for k in range(Y.shape[0]):
+        for l in range(W):
+            A1[l] = 0.0
+            A3[l] = 0.0
+        jj = 0
+        while jj + 4 <= nE:
+            K0, K1, K2, K3 = (K[E_IDX[jj], k], K[E_IDX[jj + 1], k], K[E_IDX[jj + 2], k],
+                              K[E_IDX[jj + 3], k])
+            p0, p1, p2, p3 = E5_VAL[jj], E5_VAL[jj + 1], E5_VAL[jj + 2], E5_VAL[jj + 3]
+            q0, q1, q2, q3 = E3_VAL[jj], E3_VAL[jj + 1], E3_VAL[jj + 2], E3_VAL[jj + 3]
+            for l in range(W):
+                k0, k1, k2, k3 = K0[l], K1[l], K2[l], K3[l]
+                A1[l] = (((A1[l] + p0 * k0) + p1 * k1) + p2 * k2) + p3 * k3
+                A3[l] = (((A3[l] + q0 * k0) + q1 * k1) + q2 * k2) + q3 * k3
+            jj += 4
+        while jj < nE:
+            Kj = K[E_IDX[jj], k]
+            p0 = E5_VAL[jj]
+            q0 = E3_VAL[jj]
+            for l in range(W):
+                A1[l] += p0 * Kj[l]
+                A3[l] += q0 * Kj[l]
+            jj += 1
+        for l in range(W):
+            if Wt[k, l]:
+                sc = atol + rtol * max(abs(Y[k, l]), abs(Yn[k, l]))
+                e5[l] += (A1[l] / sc) ** 2
+                e3[l] += (A3[l] / sc) ** 2
 
 
 @njit(cache=True, inline="always")
@@ -373,26 +423,7 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             adam_form_block(grad_lanes, layout, ts, Tmp, K[s], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         adam_form_block(grad_lanes, layout, t_new, Yn, K[NS], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
-        # the error sums of every slot
-        for l in range(W):
-            e5[l] = 0.0
-            e3[l] = 0.0
-        for k in range(N):
-            for l in range(W):
-                A1[l] = 0.0
-                A3[l] = 0.0
-            for jj in range(E_IDX.shape[0]):
-                kk = E_IDX[jj]
-                v5 = E5_VAL[jj]
-                v3 = E3_VAL[jj]
-                for l in range(W):
-                    A1[l] += v5 * K[kk, k, l]
-                    A3[l] += v3 * K[kk, k, l]
-            for l in range(W):
-                if Wt[k, l]:
-                    sc = atol + rtol * max(abs(Y[k, l]), abs(Yn[k, l]))
-                    e5[l] += (A1[l] / sc) ** 2
-                    e3[l] += (A3[l] / sc) ** 2
+        error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
         # each lane's verdict
         for l in range(W):
             b = lane[l]

@@ -1,0 +1,48 @@
+"""The compiled math namespace (:mod:`core.numba_math`): its own expm1 against libm."""
+import math
+
+import numpy as np
+from numba import njit
+
+from core import numba_math
+
+
+@njit(cache=True)
+def _expm1_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = numba_math.expm1(x[i])
+
+
+def _ulps(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.abs(ours - ref) / np.spacing(np.abs(ref))
+
+
+def test_expm1_is_within_one_ulp_of_libm():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.uniform(-40.0, 709.0, 200_000),
+        rng.uniform(-1.5, 1.5, 200_000),                   # k in {-2, ..., 2}: the cancellation zone
+        np.sign(rng.uniform(-1, 1, 20_000)) * 10.0 ** rng.uniform(-300, 0, 20_000),
+        np.arange(-57, 1024) * math.log(2.0),              # range-reduction boundaries
+        (np.arange(-57, 1024) + 0.5) * math.log(2.0),
+        np.nextafter((np.arange(-57, 1024) + 0.5) * math.log(2.0), np.inf),
+        rng.uniform(709.4, 709.78, 1000),                  # 2^k overflows, e^x does not
+        np.linspace(-1e-3, 1e-3, 20_001),
+    ])
+    out = np.empty_like(x)
+    _expm1_all(x, out)
+    ref = np.array([math.expm1(v) for v in x])
+    assert np.isfinite(out).all()
+    assert _ulps(out, ref).max() <= 1.0
+
+
+def test_expm1_special_values():
+    x = np.array([0.0, -0.0, 1e-320, -1e-320, 2.0 ** -60, -40.0, -41.0, -1e300, -np.inf, 709.78,
+                  709.8, 710.0, 1e300, np.inf, np.nan])
+    out = np.empty_like(x)
+    _expm1_all(x, out)
+    assert out[0] == 0.0 and out[2] == 1e-320 and out[3] == -1e-320 and out[4] == 2.0 ** -60
+    assert (out[5:9] == -1.0).all()
+    assert _ulps(out[9:10], np.array([math.expm1(709.78)]))[0] <= 1.0
+    assert (out[10:14] == np.inf).all()
+    assert np.isnan(out[14])
