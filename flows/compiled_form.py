@@ -49,7 +49,8 @@ import torch
 
 @dataclass
 class AdamForm:
-    """Per-lane data of the Adam-family form (tensors on any device; B lanes, d components)."""
+    """Per-lane data of the Adam-family form (tensors on any device; B lanes, d components); the
+    compiled engine packs it into rows (:func:`flows.fast.rhs.pack_adam_form`)."""
 
     L: torch.Tensor        # (B, d, d) constant linear part
     cm: torch.Tensor       # (B, d) m = cm . z
@@ -64,18 +65,6 @@ class AdamForm:
     row: int               # r: the row the direction drives
     wg: float              # weight of g in the direction's numerator
     bias: bool             # bias factors eta(s), epsq(s) (else 1 and eps)
-
-    def rows(self) -> torch.Tensor:
-        """(B, P) float64 CPU rows in the layout of :func:`flows.fast.rhs.adam_form`:
-        L (d d), cm, cv, bg, bgg (d each), kA, alpha, beta1, beta2, eps, wg, row, bias."""
-        B, d, _ = self.L.shape
-        f = lambda x: x.detach().to("cpu", torch.float64)          # noqa: E731
-        ones = torch.ones(B, dtype=torch.float64)
-        tail = torch.stack([f(self.kA), f(self.alpha), f(self.beta1), f(self.beta2), f(self.eps),
-                            self.wg * ones, float(self.row) * ones,
-                            (1.0 if self.bias else 0.0) * ones], dim=1)
-        return torch.cat([f(self.L).reshape(B, d * d), f(self.cm), f(self.cv), f(self.bg),
-                          f(self.bgg), tail], dim=1).contiguous()
 
 
 @dataclass

@@ -83,9 +83,7 @@ def compiled_problem(flow: SemilinearFlow, jacobian: bool = False):
                 _, hess, _ = compiled_curvature(flow.landscape, flow.n_lanes)
             except Unsupported:
                 pass
-        d = data.L.shape[-1]
-        return (ADAM_FORM, grad, hess, no_curvature(),
-                pack_adam_form(data.rows().numpy(), d), LP)
+        return ADAM_FORM, grad, hess, no_curvature(), pack_adam_form(data), LP
     if isinstance(data, NewtonForm):
         grad, hess, LP = compiled_curvature(flow.landscape, flow.n_lanes)
         M = np.ascontiguousarray(data.rows().numpy())
@@ -116,6 +114,14 @@ def rosenbrock_support(flow: SemilinearFlow) -> str | None:
     except Unsupported as exc:
         return str(exc)
     return None
+
+
+def linear_rates(flow: SemilinearFlow) -> np.ndarray:
+    """(B, d) float64 the rates -L_kk of the flow's linear part (its diagonal, taken where L lives:
+    only B d numbers leave the device)."""
+    L = flow.linear_operator().detach()
+    return np.ascontiguousarray(
+        (-torch.diagonal(L, dim1=1, dim2=2)).to("cpu", torch.float64).numpy())
 
 
 #: auto's rule: a lane of an Adam-family flow runs on rodas5p from the start when the fastest rate
@@ -150,8 +156,7 @@ def lane_steppers(flow: SemilinearFlow, stepper: str = "auto") -> np.ndarray:
         return np.full(B, ROSENBROCK, dtype=np.int64)
     if why is not None:
         return np.full(B, EXPLICIT, dtype=np.int64)
-    L = flow.linear_operator().detach().to("cpu", torch.float64).numpy()
-    rate = (-np.diagonal(L, axis1=1, axis2=2)).max(axis=1)
+    rate = linear_rates(flow).max(axis=1)
     return np.ascontiguousarray(np.where(rate >= STIFF_RATE, ROSENBROCK, SWITCHING)
                                 .astype(np.int64))
 
@@ -171,8 +176,7 @@ def error_scales(flow: SemilinearFlow) -> np.ndarray:
     relaxation time 1/gamma, gamma = -L_kk its rate in the linear part (1 where L_kk = 0): its
     local error reaches the state it is the derivative of through an integral over that time
     (alpha/2 for u, m', v' of the second-order model)."""
-    L = flow.linear_operator().detach().to("cpu", torch.float64).numpy()
-    rate = -np.diagonal(L, axis1=1, axis2=2)                                     # (B, d)
+    rate = linear_rates(flow)
     fast = (flow.error_weights().numpy() == 0)[None, :]
     with np.errstate(divide="ignore"):
         slow = np.where(rate > 0, 1.0 / np.where(rate > 0, rate, 1.0), 1.0)
