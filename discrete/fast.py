@@ -20,6 +20,7 @@ from numba import njit, prange
 
 from core import numba_math
 from core.grid import output_indices
+from core.numba_pointers import data_pointer
 from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
 from discrete.powers import lane_pow
 from discrete.updates import make_updates
@@ -139,10 +140,12 @@ def _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_the
                         bc1[w * n + i] = BC[bidx[lanes[w]], 0, k]
                         bc2[w * n + i] = BC[bidx[lanes[w]], 1, k]
         if shared:
-            grad(th.ctypes, LP[lanes[0]].ctypes, g.ctypes, N)
+            grad(data_pointer(th, 0), data_pointer(LP, lanes[0] * LP.shape[1]), data_pointer(g, 0),
+                 N)
         else:
             for w in range(W):
-                grad(th[w * n:].ctypes, LP[lanes[w]].ctypes, g[w * n:].ctypes, n)
+                grad(data_pointer(th, w * n), data_pointer(LP, lanes[w] * LP.shape[1]),
+                     data_pointer(g, w * n), n)
         # the updates, over every element of the block (stopped lanes compute and are discarded)
         if code == GD:
             for j in range(N):

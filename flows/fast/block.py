@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from core.numba_pointers import data_pointer
 from flows.fast import rosenbrock
 from flows.fast.kernel import (
     A_IDX,
@@ -75,12 +76,24 @@ WIDTHS = (32, 8)
 
 
 @njit(cache=True, inline="always")
-def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm, Vv):
-    """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l],
-    packed row Mb[:, l] and landscape row LPb[l]; ``layout`` a packed row of the flow (its sparse
-    structure); G (n, W), E1, E2, Mm, Vv (W,) scratch."""
+def slots_gradient(grad_lanes, y_ptr, lp_ptr, g_ptr, PL, W):
+    """phi' of one coordinate of every slot (the landscape's lanes gradient): raw pointers
+    (:func:`core.numba_pointers.data_pointer`) to the coordinate's theta row of the stage
+    buffer, the block's landscape rows (PL values per slot) and the row of G it fills. Pointers,
+    not arrays, so that no reference count surrounds the opaque call."""
+    grad_lanes(y_ptr, lp_ptr, PL, g_ptr, W)
+
+
+@njit(cache=True, inline="always")
+def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv):
+    """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l] and
+    packed row Mb[:, l], phi' in G (n, W) (:func:`slots_gradient`); ``layout`` a packed row of the
+    flow (its sparse structure); E1, E2, Mm, Vv (W,) scratch.
+
+    No call of a compiled landscape function inside: across such an opaque call numba keeps the
+    reference counts of an inlined function's array arguments (two atomic operations per array
+    and call, 14% of a run when the gradient call was in here; perf, adam-flow2 at 1e5 lanes)."""
     W = ts.shape[0]
-    PL = LPb.shape[1]
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
     r = int(layout[6])
     for l in range(W):           # every slot evaluates, then selects: the loop stays SIMD
@@ -88,8 +101,6 @@ def adam_form_block(grad_lanes, layout, ts, Y, out, Mb, LPb, n, d, G, E1, E2, Mm
         on = Mb[7, l] != 0.0
         E1[l] = e1 if on else 1.0
         E2[l] = e2 if on else Mb[4, l]
-    for i in range(n):
-        grad_lanes(Y[i * d].ctypes, LPb.ctypes, PL, G[i].ctypes, W)
     for i in range(n):
         base = i * d
         for l in range(W):
@@ -140,15 +151,16 @@ def combine_slots(VAL, IDX, c0, c1, K, Y, h, acc, out):
         jj = c0
         while jj + 4 <= c1:
             v0, v1, v2, v3 = VAL[jj], VAL[jj + 1], VAL[jj + 2], VAL[jj + 3]
-            K0, K1, K2, K3 = K[IDX[jj], k], K[IDX[jj + 1], k], K[IDX[jj + 2], k], K[IDX[jj + 3], k]
+            i0, i1, i2, i3 = IDX[jj], IDX[jj + 1], IDX[jj + 2], IDX[jj + 3]
             for l in range(W):
-                acc[l] = (((acc[l] + v0 * K0[l]) + v1 * K1[l]) + v2 * K2[l]) + v3 * K3[l]
+                acc[l] = ((((acc[l] + v0 * K[i0, k, l]) + v1 * K[i1, k, l]) + v2 * K[i2, k, l])
+                          + v3 * K[i3, k, l])
             jj += 4
         while jj < c1:
             av = VAL[jj]
-            Kj = K[IDX[jj], k]
+            kk = IDX[jj]
             for l in range(W):
-                acc[l] += av * Kj[l]
+                acc[l] += av * K[kk, k, l]
             jj += 1
         for l in range(W):
             out[k, l] = Y[k, l] + h[l] * acc[l]
@@ -171,22 +183,21 @@ def error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3):
             A3[l] = 0.0
         jj = 0
         while jj + 4 <= nE:
-            K0, K1, K2, K3 = (K[E_IDX[jj], k], K[E_IDX[jj + 1], k], K[E_IDX[jj + 2], k],
-                              K[E_IDX[jj + 3], k])
+            i0, i1, i2, i3 = E_IDX[jj], E_IDX[jj + 1], E_IDX[jj + 2], E_IDX[jj + 3]
             p0, p1, p2, p3 = E5_VAL[jj], E5_VAL[jj + 1], E5_VAL[jj + 2], E5_VAL[jj + 3]
             q0, q1, q2, q3 = E3_VAL[jj], E3_VAL[jj + 1], E3_VAL[jj + 2], E3_VAL[jj + 3]
             for l in range(W):
-                k0, k1, k2, k3 = K0[l], K1[l], K2[l], K3[l]
+                k0, k1, k2, k3 = K[i0, k, l], K[i1, k, l], K[i2, k, l], K[i3, k, l]
                 A1[l] = (((A1[l] + p0 * k0) + p1 * k1) + p2 * k2) + p3 * k3
                 A3[l] = (((A3[l] + q0 * k0) + q1 * k1) + q2 * k2) + q3 * k3
             jj += 4
         while jj < nE:
-            Kj = K[E_IDX[jj], k]
+            kk = E_IDX[jj]
             p0 = E5_VAL[jj]
             q0 = E3_VAL[jj]
             for l in range(W):
-                A1[l] += p0 * Kj[l]
-                A3[l] += q0 * Kj[l]
+                A1[l] += p0 * K[kk, k, l]
+                A3[l] += q0 * K[kk, k, l]
             jj += 1
         for l in range(W):
             if Wt[k, l]:
@@ -241,7 +252,7 @@ def jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2, Mb, LP
     for i in range(n):
         base = i * d
         gi = G[i, l]
-        hi = hess(Yn[base, l], LPb[l].ctypes) if needs_h else 0.0
+        hi = hess(Yn[base, l], data_pointer(LPb, l * LPb.shape[1])) if needs_h else 0.0
         dA_dm = 0.0
         dA_dv = 0.0
         if needs_partials:
@@ -420,9 +431,15 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             combine_slots(A_VAL, A_IDX, A_PTR[s], A_PTR[s + 1], K, Y, h, A1, Tmp)
             for l in range(W):
                 ts[l] = t[l] + C[s] * h[l]
-            adam_form_block(grad_lanes, layout, ts, Tmp, K[s], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
+            for i in range(n):
+                slots_gradient(grad_lanes, data_pointer(Tmp, i * d * W), data_pointer(LPb, 0),
+                               data_pointer(G, i * W), PL, W)
+            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
-        adam_form_block(grad_lanes, layout, t_new, Yn, K[NS], Mb, LPb, n, d, G, E1, E2, Mm, Vv)
+        for i in range(n):
+            slots_gradient(grad_lanes, data_pointer(Yn, i * d * W), data_pointer(LPb, 0),
+                           data_pointer(G, i * W), PL, W)
+        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv)
         error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
         # each lane's verdict
         for l in range(W):

@@ -23,6 +23,7 @@ import torch
 from numba import njit, prange
 
 from core import numba_math
+from core.numba_pointers import data_pointer
 from flows.compiled_form import (
     ADAM_MODIFIED,
     ADAM_SIGN,
@@ -147,7 +148,7 @@ def adam_form(grad, s, y, out, mrow, lrow, n, d, g):
         eta, epsq = bias_factors_log(s / mrow[1] + 1.0, mrow[2], mrow[3], mrow[4])
     else:
         eta, epsq = 1.0, mrow[4]
-    lp = lrow.ctypes
+    lp = data_pointer(lrow, 0)
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(mrow)
     for i in range(n):
         base = i * d
@@ -185,7 +186,7 @@ def adam_form_jacobian(grad, hess, s, y, J, Jt, mrow, lrow, n, d):
         eta, epsq, deta, depsq = bias_rates_log(s / alpha + 1.0, mrow[2], mrow[3], mrow[4], alpha)
     else:
         eta, epsq, deta, depsq = 1.0, mrow[4], 0.0, 0.0
-    lp = lrow.ctypes
+    lp = data_pointer(lrow, 0)
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(mrow)
     for i in range(n):
         base = i * d
@@ -229,7 +230,7 @@ def newton_form(grad, hess, y, out, mrow, lrow, n, d):
     phi'' not finite) the whole lane is NaN, as the torch flows' guard: the integrator rejects such
     trial states and ends the lane as DIVERGED (:mod:`flows.fast.kernel`)."""
     r = mrow[0]
-    lp = lrow.ctypes
+    lp = data_pointer(lrow, 0)
     ok = True
     for i in range(n):
         base = i * d
@@ -264,7 +265,7 @@ def modified_form(grad, hess, third, y, out, mrow, lrow, n, d):
     alpha = mrow[2]
     mu = mrow[3]
     eps = mrow[4]
-    lp = lrow.ctypes
+    lp = data_pointer(lrow, 0)
     ok = True
     for i in range(n):
         base = i * d
