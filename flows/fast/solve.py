@@ -170,17 +170,23 @@ def fast_stepper(flow: SemilinearFlow, stepper: str = "auto") -> str:
     return "rodas5p" if (mode == ROSENBROCK).all() else "dop853+rodas5p"
 
 
-def error_scales(flow: SemilinearFlow) -> np.ndarray:
-    """(B, d) the Rosenbrock stepper's error weights: 1 for a state, and for a fast derivative
-    state (one the flow leaves out of error control, :meth:`SemilinearFlow.error_weights`) its
-    relaxation time 1/gamma, gamma = -L_kk its rate in the linear part (1 where L_kk = 0): its
-    local error reaches the state it is the derivative of through an integral over that time
-    (alpha/2 for u, m', v' of the second-order model)."""
-    rate = linear_rates(flow)
-    fast = (flow.error_weights().numpy() == 0)[None, :]
-    with np.errstate(divide="ignore"):
-        slow = np.where(rate > 0, 1.0 / np.where(rate > 0, rate, 1.0), 1.0)
-    return np.ascontiguousarray(np.where(fast, slow, 1.0))
+def error_scales(flow: SemilinearFlow, n: int = 1) -> np.ndarray:
+    """(B, n d) the Rosenbrock stepper's error weights of every component of the n coordinates: 1
+    for a state, and for a fast derivative state (one the flow leaves out of error control,
+    :meth:`SemilinearFlow.error_weights`) its relaxation time 1/gamma, gamma = -L_kk its rate in
+    the linear part (1 where L_kk = 0): its local error reaches the state it is the derivative of
+    through an integral over that time (alpha/2 for u, m', v' of the second-order model). Written
+    column by column (at 1e6 lanes the (B, d) temporaries and np.tile took 0.27 s)."""
+    rate = linear_rates(flow)                                                    # (B, d)
+    B, d = rate.shape
+    fast = np.flatnonzero(flow.error_weights().numpy() == 0)
+    ew = np.ones((B, n * d))
+    for k in fast:
+        r = rate[:, k]
+        with np.errstate(divide="ignore"):
+            slow = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 1.0)
+        ew[:, k::d] = slow[:, None]
+    return ew
 
 
 def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -287,7 +293,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     if (mode == EXPLICIT).all():
         ew = np.ones((B, n * d))
     else:
-        ew = np.ascontiguousarray(np.tile(error_scales(flow), (1, n)))                # (B, n d)
+        ew = error_scales(flow, n)                                                    # (B, n d)
     prev = numba.get_num_threads()
     numba.set_num_threads(nthreads)
     try:
