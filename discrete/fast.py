@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from core import numba_math
 from core.grid import output_indices
-from core.numba_pointers import data_pointer
+from core.numba_pointers import data_pointer, row_pointer
 from core.trajectory import DIVERGENCE_BOUND, Status, Trajectory
 from discrete.powers import lane_pow
 from discrete.updates import make_updates
@@ -140,12 +140,11 @@ def _block(code, grad, lanes, theta0, H, LP, Ks, BC, bidx, every, bound, out_the
                         bc1[w * n + i] = BC[bidx[lanes[w]], 0, k]
                         bc2[w * n + i] = BC[bidx[lanes[w]], 1, k]
         if shared:
-            grad(data_pointer(th, 0), data_pointer(LP, lanes[0] * LP.shape[1]), data_pointer(g, 0),
-                 N)
+            grad(data_pointer(th, 0), row_pointer(LP, lanes[0]), data_pointer(g, 0), N)
         else:
             for w in range(W):
-                grad(data_pointer(th, w * n), data_pointer(LP, lanes[w] * LP.shape[1]),
-                     data_pointer(g, w * n), n)
+                grad(data_pointer(th, w * n), row_pointer(LP, lanes[w]), data_pointer(g, w * n),
+                     n)
         # the updates, over every element of the block (stopped lanes compute and are discarded)
         if code == GD:
             for j in range(N):

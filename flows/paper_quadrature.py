@@ -40,7 +40,7 @@ import torch
 from numba import njit, prange
 
 from core.errors import ConfigError
-from core.numba_pointers import data_pointer
+from core.numba_pointers import data_pointer, row_pointer
 from flows.kernels import SecondOrderKernel
 from landscapes.compiled import Unsupported, compiled_block_gradient
 
@@ -210,7 +210,7 @@ def _gl_kernel(C, h, scale, KP, ST, xq, wq, grad, LP, out_m, out_v):
                     j = N - 2
                 d = X - j
                 th[q] = ((cs[0, j] * d + cs[1, j]) * d + cs[2, j]) * d + cs[3, j]
-            grad(data_pointer(th, 0), data_pointer(LP, b * LP.shape[1]), data_pointer(g, 0), Q)
+            grad(data_pointer(th, 0), row_pointer(LP, b), data_pointer(g, 0), Q)
             s = h[b] * i
             for c in range(2):
                 _kernel_row(int(KP[b, c, 0]), KP[b, c, 1], KP[b, c, 2], s, xq, scale[b, c],

@@ -19,16 +19,16 @@ queue (lane retirement: a finished lane costs nothing); a lane that the stiffnes
 Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees its slot.
 
 Every floating-point operation of a lane is the one-lane loop's, in the same order (the same
-branch-free expm1 of :mod:`core.numba_math`, no contraction into FMAs, IEEE division): a lane gets the same bits in a block as
-alone, whatever its neighbours, and the one-lane loop stays the reference
-(tests/test_fast_block.py holds the two to each other bit for bit).
+branch-free expm1 of :mod:`core.numba_math`, no contraction into FMAs, IEEE division): a lane gets
+the same bits in a block as alone, whatever its neighbours, and the one-lane loop stays the
+reference (tests/test_fast_block.py holds the two to each other bit for bit).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from core.numba_pointers import data_pointer
+from core.numba_pointers import row_pointer
 from flows.fast import rosenbrock
 from flows.fast.kernel import (
     A_IDX,
@@ -76,18 +76,10 @@ WIDTHS = (32, 8)
 
 
 @njit(cache=True, inline="always")
-def slots_gradient(grad_lanes, y_ptr, lp_ptr, g_ptr, PL, W):
-    """phi' of one coordinate of every slot (the landscape's lanes gradient): raw pointers
-    (:func:`core.numba_pointers.data_pointer`) to the coordinate's theta row of the stage
-    buffer, the block's landscape rows (PL values per slot) and the row of G it fills. Pointers,
-    not arrays, so that no reference count surrounds the opaque call."""
-    grad_lanes(y_ptr, lp_ptr, PL, g_ptr, W)
-
-
-@njit(cache=True, inline="always")
 def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv):
     """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l] and
-    packed row Mb[:, l], phi' in G (n, W) (:func:`slots_gradient`); ``layout`` a packed row of the
+    packed row Mb[:, l], phi' in G (n, W) (the landscape's lanes gradient, called by
+    :func:`run_queue` on raw row pointers); ``layout`` a packed row of the
     flow (its sparse structure); E1, E2, Mm, Vv (W,) scratch.
 
     No call of a compiled landscape function inside: across such an opaque call numba keeps the
@@ -252,7 +244,7 @@ def jacobian_rho(hess, layout, D, needs_h, needs_partials, Yn, G, E1, E2, Mb, LP
     for i in range(n):
         base = i * d
         gi = G[i, l]
-        hi = hess(Yn[base, l], data_pointer(LPb, l * LPb.shape[1])) if needs_h else 0.0
+        hi = hess(Yn[base, l], row_pointer(LPb, l)) if needs_h else 0.0
         dA_dm = 0.0
         dA_dv = 0.0
         if needs_partials:
@@ -431,14 +423,13 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             combine_slots(A_VAL, A_IDX, A_PTR[s], A_PTR[s + 1], K, Y, h, A1, Tmp)
             for l in range(W):
                 ts[l] = t[l] + C[s] * h[l]
-            for i in range(n):
-                slots_gradient(grad_lanes, data_pointer(Tmp, i * d * W), data_pointer(LPb, 0),
-                               data_pointer(G, i * W), PL, W)
+            for i in range(n):           # pointers, not arrays: no reference count around it
+                grad_lanes(row_pointer(Tmp, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i),
+                           W)
             adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         for i in range(n):
-            slots_gradient(grad_lanes, data_pointer(Yn, i * d * W), data_pointer(LPb, 0),
-                           data_pointer(G, i * W), PL, W)
+            grad_lanes(row_pointer(Yn, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i), W)
         adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv)
         error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
         # each lane's verdict

@@ -298,8 +298,8 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     numba.set_num_threads(nthreads)
     try:
         with numba.parallel_chunksize(1):
-            solve_ensemble(width, family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn, ew,
-                           mode, rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND),
+            solve_ensemble(width, family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn,
+                           ew, mode, rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND),
                            order, border, nqueue, ys, status, div_at, t_fin, nfev, acc, rej)
     finally:
         numba.set_num_threads(prev)
