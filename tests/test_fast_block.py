@@ -51,8 +51,8 @@ def _block_width(flow, stepper="auto"):
     """The slots per block that a 2-thread solve of ``flow`` uses (0: no blocks)."""
     mode = lane_steppers(flow, stepper)
     family = compiled_problem(flow)[0]
-    order = np.arange(flow.n_lanes, dtype=np.int64)
-    return fast_solve._lane_queues(order, mode, family, 2, True)[3]
+    cost = np.ones(flow.n_lanes)
+    return fast_solve._lane_queues(cost, mode, family, 2, True)[3]
 
 
 @pytest.mark.parametrize("name", ADAM_FAMILY)

@@ -101,10 +101,11 @@ def combine(VAL, IDX, c0, c1, K, y, h, out):
 
 @njit(cache=True, inline="always")
 def begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys, mrow, lrow, n, d, atol,
-          rtol, h_max, bound, status, div_at, t_fin, nfev):
+          rtol, h_max, bound, status, div_at, t_fin, nfev, one):
     """The start of lane ``b`` from its initial state ``y`` at t = 0: the outputs at t <= 0, f(y0)
     into K[0] and the starting step (Hairer, Norsett & Wanner, II.4; K[1] and ``tmp`` are
-    scratch). Returns (going, p, t_end, h, nf): ``going`` False when the lane ended here (no output
+    scratch; ``one`` (n d,) ones, the starting step's weights, from the caller: no allocation per
+    lane). Returns (going, p, t_end, h, nf): ``going`` False when the lane ended here (no output
     left, out of bounds, or a flow not defined at the start: DIVERGED), with t_fin (and nfev) set."""
     N = y.shape[0]
     nout = n_out[b]
@@ -121,7 +122,6 @@ def begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys, mrow, lr
             t_fin[b] = 0.0
             nfev[b] = 1
             return False, p, t_end, 0.0, 1
-    one = np.ones(N)
     h0, d1 = first_trial(y, K[0], one, atol, rtol, t_end, h_max)
     for k in range(N):
         tmp[k] = y[k] + h0 * K[0, k]
@@ -258,7 +258,7 @@ def lane(family, grad, hess, third, b, y0, M, LP, n, d, t_out, n_out, ew, rtol, 
     nout = n_out[b]
     going, p, t_end, h, nf = begin(family, grad, hess, third, b, y, K, tmp, g, t_out, n_out, ys,
                                    mrow, lrow, n, d, atol, rtol, h_max, bound, status, div_at,
-                                   t_fin, nfev)
+                                   t_fin, nfev, np.ones(N))
     if not going:
         return False, 0.0, 0.0, p, 0
     t = 0.0

@@ -70,13 +70,25 @@ def pack_adam_form(form: AdamForm) -> np.ndarray:
         lb1 = lb2 = np.zeros(B)
     head = np.stack([f(form.kA).reshape(B), f(form.alpha).reshape(B), lb1, lb2,
                      f(form.eps).reshape(B)])
-    nzL = np.argwhere((L != 0.0).any(axis=0)).astype(np.int64).reshape(-1, 2)
-    nzv = [np.flatnonzero((v != 0.0).any(axis=0)).astype(np.int64) for v in vecs]
+    nzL = np.argwhere(_nonzero_columns(L.reshape(B, d * d)).reshape(d, d)).astype(np.int64)
+    nzv = [np.flatnonzero(_nonzero_columns(v)).astype(np.int64) for v in vecs]
     P = HEAD + 1 + 3 * len(nzL) + sum(1 + 2 * len(i) for i in nzv)
     out = np.empty((B, P))
     consts = np.array([float(form.wg), float(form.row), 1.0 if form.bias else 0.0])
     _fill_packed(head, consts, L, nzL, *vecs, *nzv, out)
     return out
+
+
+@njit(cache=True)
+def _nonzero_columns(x):
+    """(C,) bool: the columns of ``x`` (B, C) that are nonzero in some row, in one pass over the
+    rows (numpy's (x != 0).any(axis=0) made a (B, C) temporary: 50 ms for L at 1e6 lanes)."""
+    C = x.shape[1]
+    found = np.zeros(C, dtype=np.bool_)
+    for b in range(x.shape[0]):
+        for c in range(C):
+            found[c] |= x[b, c] != 0.0
+    return found
 
 
 @njit(cache=True, parallel=True)

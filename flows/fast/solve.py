@@ -66,13 +66,20 @@ def fast_support(flow: SemilinearFlow, dtype: torch.dtype = torch.float64, devic
     return None
 
 
-def compiled_problem(flow: SemilinearFlow, jacobian: bool = False):
+def _form_data(flow: SemilinearFlow):
+    """``flow.compiled_form()``, or None for a flow without one."""
+    form = getattr(flow, "compiled_form", None)
+    return form() if callable(form) else None
+
+
+def compiled_problem(flow: SemilinearFlow, jacobian: bool = False, data=None):
     """(family, grad, hess, third, M (B, PM), LP (B, PL)) of ``flow``: its compiled family code,
     landscape phi', phi'' and phi''' (:func:`landscapes.compiled.no_curvature` for a derivative the
     family does not read) and per-lane rows. ``jacobian``: also phi'' for the Adam-family form's
-    Jacobian (the Rosenbrock stepper), where the landscape has one."""
-    form = getattr(flow, "compiled_form", None)
-    data = form() if callable(form) else None
+    Jacobian (the Rosenbrock stepper), where the landscape has one. ``data``: the flow's
+    ``compiled_form()`` where the caller has it (default: asked for here)."""
+    if data is None:
+        data = _form_data(flow)
     if data is None:
         raise Unsupported(f"flow {flow.name or type(flow).__name__} has no compiled form")
     if isinstance(data, AdamForm):
@@ -103,11 +110,11 @@ def compiled_problem(flow: SemilinearFlow, jacobian: bool = False):
                       f"{type(data).__name__}")
 
 
-def rosenbrock_support(flow: SemilinearFlow) -> str | None:
+def rosenbrock_support(flow: SemilinearFlow, data=None) -> str | None:
     """None when the Rosenbrock stepper can run ``flow`` (on top of :func:`fast_support`), else
-    why not: it needs the Adam-family form and the landscape's compiled phi''."""
-    form = getattr(flow, "compiled_form", None)
-    if not isinstance(form() if callable(form) else None, AdamForm):
+    why not: it needs the Adam-family form and the landscape's compiled phi'' (``data``: the
+    flow's ``compiled_form()`` where the caller has it)."""
+    if not isinstance(_form_data(flow) if data is None else data, AdamForm):
         return "the rodas5p stepper runs the Adam-family flows"
     try:
         compiled_curvature(flow.landscape, flow.n_lanes)
@@ -124,12 +131,22 @@ def linear_rates(flow: SemilinearFlow) -> np.ndarray:
         (-torch.diagonal(L, dim1=1, dim2=2)).to("cpu", torch.float64).numpy())
 
 
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """max over axis 1 of a narrow (B, d) array, column by column (numpy's axis-1 reduction of
+    a (1e6, 6) array took 46 ms)."""
+    out = a[:, 0].copy()
+    for k in range(1, a.shape[1]):
+        np.maximum(out, a[:, k], out=out)
+    return out
+
+
 #: auto's rule: a lane of an Adam-family flow runs on rodas5p from the start when the fastest rate
 #: of its linear part, max_k -L_kk, is at least STIFF_RATE (see :func:`lane_steppers`)
 STIFF_RATE = 300.0
 
 
-def lane_steppers(flow: SemilinearFlow, stepper: str = "auto") -> np.ndarray:
+def lane_steppers(flow: SemilinearFlow, stepper: str = "auto", data=None,
+                  rate: np.ndarray | None = None) -> np.ndarray:
     """(B,) int64 per-lane stepper codes of :mod:`flows.fast.ensemble`: ``stepper`` dop853 (every
     lane EXPLICIT), rodas5p (every lane ROSENBROCK; ValueError when it cannot run the flow), or
     auto: for an Adam-family flow on a landscape with compiled phi'', ROSENBROCK for a lane whose
@@ -142,23 +159,23 @@ def lane_steppers(flow: SemilinearFlow, stepper: str = "auto") -> np.ndarray:
     6.31/2.09 at 1000, 1.65/1.80 at 200, 1.57/2.90 at 67; adam-flow1 ((1 - beta1)/alpha)
     1.14/1.07 at 200, 0.37/0.70 at 50; heavyball-flow 0.66/0.85 at 210. Below the threshold the
     explicit method is cheaper (2-7x at rates <= 10), except where the adaptive gain turns the lane
-    stiff, which the switch catches."""
+    stiff, which the switch catches. ``data``, ``rate``: the flow's ``compiled_form()`` and
+    :func:`linear_rates` where the caller has them."""
     if stepper not in ("auto", *STEPPERS):
         raise ValueError(f"unknown compiled stepper {stepper!r} (choose from: auto, "
                          f"{', '.join(STEPPERS)})")
     B = flow.n_lanes
     if stepper == "dop853":
         return np.full(B, EXPLICIT, dtype=np.int64)
-    why = rosenbrock_support(flow)
+    why = rosenbrock_support(flow, data)
     if stepper == "rodas5p":
         if why is not None:
             raise ValueError(f"the rodas5p stepper cannot run this: {why}")
         return np.full(B, ROSENBROCK, dtype=np.int64)
     if why is not None:
         return np.full(B, EXPLICIT, dtype=np.int64)
-    rate = linear_rates(flow).max(axis=1)
-    return np.ascontiguousarray(np.where(rate >= STIFF_RATE, ROSENBROCK, SWITCHING)
-                                .astype(np.int64))
+    fastest = _row_max(linear_rates(flow) if rate is None else rate)
+    return np.where(fastest >= STIFF_RATE, ROSENBROCK, SWITCHING).astype(np.int64)
 
 
 def fast_stepper(flow: SemilinearFlow, stepper: str = "auto") -> str:
@@ -170,23 +187,33 @@ def fast_stepper(flow: SemilinearFlow, stepper: str = "auto") -> str:
     return "rodas5p" if (mode == ROSENBROCK).all() else "dop853+rodas5p"
 
 
-def error_scales(flow: SemilinearFlow, n: int = 1) -> np.ndarray:
+def error_scales(flow: SemilinearFlow, n: int = 1, rate: np.ndarray | None = None) -> np.ndarray:
     """(B, n d) the Rosenbrock stepper's error weights of every component of the n coordinates: 1
     for a state, and for a fast derivative state (one the flow leaves out of error control,
     :meth:`SemilinearFlow.error_weights`) its relaxation time 1/gamma, gamma = -L_kk its rate in
     the linear part (1 where L_kk = 0): its local error reaches the state it is the derivative of
-    through an integral over that time (alpha/2 for u, m', v' of the second-order model). Written
-    column by column (at 1e6 lanes the (B, d) temporaries and np.tile took 0.27 s)."""
-    rate = linear_rates(flow)                                                    # (B, d)
+    through an integral over that time (alpha/2 for u, m', v' of the second-order model),
+    written by one compiled pass over the lanes (at 1e6 lanes the (B, d) temporaries and np.tile
+    took 0.27 s). ``rate``: :func:`linear_rates` where the caller has it."""
+    rate = linear_rates(flow) if rate is None else rate                          # (B, d)
     B, d = rate.shape
-    fast = np.flatnonzero(flow.error_weights().numpy() == 0)
-    ew = np.ones((B, n * d))
-    for k in fast:
-        r = rate[:, k]
-        with np.errstate(divide="ignore"):
-            slow = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 1.0)
-        ew[:, k::d] = slow[:, None]
+    fast = np.ascontiguousarray(flow.error_weights().numpy() == 0)
+    ew = np.empty((B, n * d))
+    _fill_scales(rate, fast, n, ew)
     return ew
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_scales(rate, fast, n, ew):
+    """ew[b, i d + k] of :func:`error_scales`: 1/rate[b, k] for a fast component k with a
+    positive rate, else 1."""
+    d = rate.shape[1]
+    for b in numba.prange(rate.shape[0]):
+        for k in range(d):
+            r = rate[b, k]
+            w = 1.0 / r if fast[k] and r > 0 else 1.0
+            for i in range(n):
+                ew[b, i * d + k] = w
 
 
 def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -211,6 +238,11 @@ def _balanced_order(cost: np.ndarray) -> np.ndarray:
 #: worth of lanes (fewer lanes run one at a time: a block's slots would idle)
 MIN_BLOCKS_PER_THREAD = 2
 
+#: the block lanes are cut into chunks of consecutive lanes, one queue each: at least
+#: CHUNKS_PER_THREAD chunks per thread (dynamic scheduling evens out the threads' work), of at most
+#: MAX_CHUNK lanes and at least MIN_CHUNK_BLOCKS blocks' worth
+CHUNKS_PER_THREAD, MAX_CHUNK, MIN_CHUNK_BLOCKS = 16, 4096, 8
+
 
 def want_threads(threads: int | None, B: int) -> int:
     """The numba threads a solve over B lanes uses: ``threads`` (default: all numba threads), at
@@ -220,25 +252,34 @@ def want_threads(threads: int | None, B: int) -> int:
     return min(want, max(1, B))
 
 
-def _lane_queues(order: np.ndarray, mode: np.ndarray, family: int, threads: int, blocks: bool):
-    """(order, border, nqueue, width): the lanes that run one at a time (in ``order``'s order) and
-    those that run through lane blocks of ``width`` slots, dealt round-robin to ``nqueue`` queues
-    (``border[j::nqueue]``, each a mix of long and short lanes): the DOP853 lanes (EXPLICIT,
+def _lane_queues(cost: np.ndarray, mode: np.ndarray, family: int, threads: int, blocks: bool):
+    """(order, border, bptr, width): the lanes that run one at a time, the longest first by
+    ``cost`` (:func:`_balanced_order`), and the queues of lanes that run through lane blocks of
+    ``width`` slots, queue j ``border[bptr[j]:bptr[j + 1]]``: the DOP853 lanes (EXPLICIT,
     SWITCHING) of the Adam-family form, through the widest blocks of :data:`WIDTHS` that they
-    fill (:data:`MIN_BLOCKS_PER_THREAD` per thread); between ``threads`` and 4 ``threads`` queues
-    of at least 8 blocks' worth of lanes each."""
+    fill (:data:`MIN_BLOCKS_PER_THREAD` per thread). A queue is a chunk of consecutive lanes (the
+    block reads each lane's rows and writes its outputs in memory order: at 1e6 lanes, lanes taken
+    in cost order spent more time in cache misses on their rows than in their first step), the
+    chunks ordered by their summed cost, the largest first (:data:`CHUNKS_PER_THREAD`,
+    :data:`MAX_CHUNK`)."""
+    one = np.zeros(1, dtype=np.int64)
     none = np.zeros(0, dtype=np.int64)
-    if not blocks or family != ADAM_FORM:
-        return order, none, 0, 0
-    in_block = mode[order] != ROSENBROCK
-    nb = int(in_block.sum())
+    in_block = mode != ROSENBROCK
+    nb = int(in_block.sum()) if blocks and family == ADAM_FORM else 0
     fits = [w for w in WIDTHS if nb >= MIN_BLOCKS_PER_THREAD * w * threads]
     if not fits:
-        return order, none, 0, 0
+        return _balanced_order(cost), none, one, 0
     width = fits[0]
-    nqueue = max(threads, min(4 * threads, nb // (8 * width)))
-    return (np.ascontiguousarray(order[~in_block]), np.ascontiguousarray(order[in_block]),
-            nqueue, width)
+    single = np.flatnonzero(~in_block)
+    order = np.ascontiguousarray(single[_balanced_order(cost[single])])
+    lanes = np.flatnonzero(in_block)
+    size = max(MIN_CHUNK_BLOCKS * width, min(MAX_CHUNK, -(-nb // (CHUNKS_PER_THREAD * threads))))
+    starts = np.arange(0, nb, size)
+    chunks = _balanced_order(np.add.reduceat(cost[lanes], starts))
+    ends = np.minimum(starts + size, nb)
+    border = np.concatenate([lanes[starts[c]:ends[c]] for c in chunks]).astype(np.int64)
+    bptr = np.concatenate([[0], np.cumsum(ends[chunks] - starts[chunks])]).astype(np.int64)
+    return order, border, bptr, width
 
 
 def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tensor | None = None, *,
@@ -259,8 +300,11 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
         raise ValueError(f"solve_fast: y0 must be (B, n, d), got {tuple(y0.shape)}")
     B, n, d = y0.shape
     device, dtype = y0.device, y0.dtype
-    mode = lane_steppers(flow, stepper)
-    family, grad, hess, third, M, LP = compiled_problem(flow, jacobian=bool((mode != EXPLICIT).any()))
+    data = _form_data(flow)
+    rate = linear_rates(flow) if isinstance(data, AdamForm) else None
+    mode = lane_steppers(flow, stepper, data, rate)
+    stiff_lanes = bool((mode != EXPLICIT).any())
+    family, grad, hess, third, M, LP = compiled_problem(flow, stiff_lanes, data)
     t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
     T = t_out.shape[1]
     if n_out is None:
@@ -285,22 +329,22 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     # cost estimate: horizon x stiffness (the family's rate scale), the step count of a
     # stability-bound lane
     last = np.where(nn > 0, tn[np.arange(B), np.maximum(nn - 1, 0)], 0.0)
-    order = _balanced_order(np.nan_to_num(last) * (1.0 + stiffness(family, M)))
+    cost = np.nan_to_num(last) * (1.0 + stiffness(family, M))
     nthreads = want_threads(threads, B)
-    order, border, nqueue, width = _lane_queues(order, mode, family, nthreads, blocks)
-    grad_lanes = (compiled_lanes_gradient(flow.landscape, B)[0] if nqueue else
+    order, border, bptr, width = _lane_queues(cost, mode, family, nthreads, blocks)
+    grad_lanes = (compiled_lanes_gradient(flow.landscape, B)[0] if width else
                   no_lanes_gradient())
-    if (mode == EXPLICIT).all():
+    if not stiff_lanes:
         ew = np.ones((B, n * d))
     else:
-        ew = error_scales(flow, n)                                                    # (B, n d)
+        ew = error_scales(flow, n, rate)                                              # (B, n d)
     prev = numba.get_num_threads()
     numba.set_num_threads(nthreads)
     try:
         with numba.parallel_chunksize(1):
             solve_ensemble(width, family, grad, grad_lanes, hess, third, y0n, M, LP, n, d, tn, nn,
                            ew, mode, rtol, atol, int(max_steps), h_max, float(DIVERGENCE_BOUND),
-                           order, border, nqueue, ys, status, div_at, t_fin, nfev, acc, rej)
+                           order, border, bptr, ys, status, div_at, t_fin, nfev, acc, rej)
     finally:
         numba.set_num_threads(prev)
     to = lambda a, dt=dtype: torch.from_numpy(a).to(device=device, dtype=dt)   # noqa: E731
