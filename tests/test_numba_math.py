@@ -5,6 +5,7 @@ import numpy as np
 from numba import njit
 
 from core import numba_math
+from flows.fast.kernel import step_power
 
 
 @njit(cache=True)
@@ -46,3 +47,25 @@ def test_expm1_special_values():
     assert _ulps(out[9:10], np.array([math.expm1(709.78)]))[0] <= 1.0
     assert (out[10:14] == np.inf).all()
     assert np.isnan(out[14])
+
+
+@njit(cache=True, error_model="numpy")     # the kernels' IEEE division
+def _step_power_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = step_power(x[i])
+
+
+def test_step_power_is_within_two_ulp_of_pow():
+    """The DOP853 controller's err^(-1/8) from three square roots (flows.fast.kernel.step_power)
+    against libm's pow, over the errors a step can have, and at the edges."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([10.0 ** rng.uniform(-300, 300, 200_000), rng.uniform(0.0, 2.0, 100_000),
+                        2.0 ** np.arange(-1074, 1024, dtype=float)])
+    out = np.empty_like(x)
+    _step_power_all(x, out)
+    ref = x ** -0.125
+    assert _ulps(out, ref).max() <= 2.0
+    edge = np.array([0.0, np.inf, np.nan])
+    out = np.empty_like(edge)
+    _step_power_all(edge, out)
+    assert out[0] == np.inf and out[1] == 0.0 and np.isnan(out[2])

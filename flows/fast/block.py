@@ -46,6 +46,7 @@ from flows.fast.kernel import (
     error_norm,
     rejected_factor,
     step_outputs,
+    step_power,
     stiffness_verdict,
 )
 from flows.fast.lane_control import (
@@ -76,11 +77,12 @@ WIDTHS = (32, 8)
 
 
 @njit(cache=True, inline="always")
-def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv):
+def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, bias):
     """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l] and
     packed row Mb[:, l], phi' in G (n, W) (the landscape's lanes gradient, called by
     :func:`run_queue` on raw row pointers); ``layout`` a packed row of the
-    flow (its sparse structure); E1, E2, Mm, Vv (W,) scratch.
+    flow (its sparse structure); E1, E2, Mm, Vv (W,) scratch. ``bias`` False: E1, E2 already hold
+    the bias factors at these times (the step's last stage and its end share a time).
 
     No call of a compiled landscape function inside: across such an opaque call numba keeps the
     reference counts of an inlined function's array arguments (two atomic operations per array
@@ -88,7 +90,7 @@ def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv):
     W = ts.shape[0]
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
     r = int(layout[6])
-    for l in range(W):           # every slot evaluates, then selects: the loop stays SIMD
+    for l in range(W if bias else 0):      # every slot evaluates, then selects: SIMD
         e1, e2 = bias_factors_log(ts[l] / Mb[1, l] + 1.0, Mb[2, l], Mb[3, l], Mb[4, l])
         on = Mb[7, l] != 0.0
         E1[l] = e1 if on else 1.0
@@ -435,23 +437,32 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             for i in range(n):           # pointers, not arrays: no reference count around it
                 grad_lanes(row_pointer(Tmp, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i),
                            W)
-            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv)
+            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv, True)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         for i in range(n):
             grad_lanes(row_pointer(Yn, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i), W)
-        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv)
+        # the last stage (c = 1) ran at t + h, the step's end unless it is a lane's last step: then
+        # its bias factors are those of the end, the same numbers (one evaluation in 12 saved)
+        shared = C[NS - 1] == 1.0
+        for l in range(W):
+            if lane[l] >= 0 and t_new[l] != ts[l]:
+                shared = False
+        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv, not shared)
         error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
-        # each lane's verdict
+        for l in range(W):               # every slot's error and power: one SIMD loop
+            e5[l] = error_norm(h[l], e5[l], e3[l], nc[l])
+            e3[l] = step_power(e5[l])
+        # each lane's verdict (its error in e5, the power in e3)
         for l in range(W):
             b = lane[l]
             if b < 0:
                 continue
             nf[l] += NS
             steps[l] += 1
-            err = error_norm(h[l], e5[l], e3[l], nc[l])
+            err = e5[l]
             if not (err <= 1.0):          # rejected (NaN included)
                 nr[l] += 1
-                factor, nonfinite[l] = rejected_factor(err)
+                factor, nonfinite[l] = rejected_factor(err, e3[l])
                 h[l] *= factor
                 rejected_last[l] = True
                 continue
@@ -498,7 +509,7 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
                 elif p[l] >= n_out[b]:
                     ended = True
                 else:
-                    h[l] *= accepted_factor(err, rejected_last[l])
+                    h[l] *= accepted_factor(err, e3[l], rejected_last[l])
                     rejected_last[l] = False
             switch = switch and not ended         # a lane that ends here ends, stiff or not
             if ended or switch:

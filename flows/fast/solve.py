@@ -216,6 +216,28 @@ def _fill_scales(rate, fast, n, ew):
                 ew[b, i * d + k] = w
 
 
+@numba.njit(cache=True, parallel=True)
+def _finite_counts(t):
+    """(B,) int64 the finite entries of each row of ``t`` (B, T), in one parallel pass (torch's
+    isfinite(t).sum(dim=1) took 56 ms at 1e6 lanes)."""
+    out = np.zeros(t.shape[0], dtype=np.int64)
+    for b in numba.prange(t.shape[0]):
+        c = 0
+        for j in range(t.shape[1]):
+            c += abs(t[b, j]) < math.inf
+        out[b] = c
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_nan(a):
+    """a[:] = NaN, the rows in parallel (the first touch of a large output array: its page
+    faults are taken by every thread, not one)."""
+    for b in numba.prange(a.shape[0]):
+        for k in range(a.shape[1]):
+            a[b, k] = math.nan
+
+
 def compiled_rhs(flow: SemilinearFlow, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The compiled right-hand side F(t, y) (t (B,), y (B, n, d)): what the kernel integrates,
     to hold against ``flow.forward`` (the torch definition)."""
@@ -308,7 +330,7 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     t_out = _as_lane_times(t_out, B, torch.float64, "cpu")
     T = t_out.shape[1]
     if n_out is None:
-        n_out = torch.isfinite(t_out).sum(dim=1)
+        n_out = torch.from_numpy(_finite_counts(np.ascontiguousarray(t_out.numpy())))
     n_out = torch.as_tensor(n_out, dtype=torch.long).cpu().clamp(0, T)
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     atol = DEFAULT_ATOL if atol is None else float(atol)
@@ -319,7 +341,8 @@ def solve_fast(flow: SemilinearFlow, y0: torch.Tensor, t_out, n_out: torch.Tenso
     y0n = np.ascontiguousarray(y0.detach().to("cpu", torch.float64).reshape(B, n * d).numpy())
     tn = np.ascontiguousarray(t_out.numpy())
     nn = np.ascontiguousarray(n_out.numpy().astype(np.int64))
-    ys = np.full((B, T, n * d), np.nan)
+    ys = np.empty((B, T, n * d))
+    _fill_nan(ys.reshape(B, -1))
     status = np.zeros(B, dtype=np.int64)
     div_at = np.full(B, np.nan)
     t_fin = np.zeros(B)
