@@ -72,8 +72,9 @@ from flows.fast.rhs import (
 #: the batch fills): a runtime width, so LLVM vectorises the slot loops (with run-time alias
 #: checks; a constant width is unrolled first and stays scalar). Measured, adam-flow2 at 1e5 lanes
 #: (dop853, 2 threads): 3.05 M lane-steps/s at a constant 8, 2.8 M at a runtime 8, 4.5 M at 32,
-#: 4.7 M at 64
-WIDTHS = (32, 8)
+#: 4.7 M at 64; after the memory-order queues, at 1e6 lanes (auto, T = 0.1): kernel 3.90-3.99 s
+#: at 32, 3.69-3.86 s at 64; the 4096-lane grid 0.82 s either way
+WIDTHS = (64, 32, 8)
 
 
 @njit(cache=True, inline="always")
