@@ -13,7 +13,7 @@ independent dependency chains where one lane's loop waits on each of its own, an
 run as SIMD. Everything else is per slot: each lane keeps its own time, step, error test,
 accept/reject, outputs, statuses and stiffness test (its Jacobian diagonal from the step's last
 right-hand side, :func:`jacobian_rho`), written with the same pieces as the one-lane loop
-(:func:`flows.fast.kernel.lane`: :func:`~flows.fast.kernel.begin`,
+(:func:`flows.fast.kernel.lane`: :func:`~flows.fast.kernel.start_steps`,
 :func:`~flows.fast.kernel.step_outputs`, ...). A slot whose lane ends takes the next lane of the
 queue (lane retirement: a finished lane costs nothing); a lane that the stiffness test hands to
 Rodas5P finishes there (:func:`flows.fast.rosenbrock.lane`) and frees its slot.
@@ -42,12 +42,13 @@ from flows.fast.kernel import (
     NS,
     C,
     accepted_factor,
-    begin,
     error_norm,
     rejected_factor,
+    start_steps,
     step_outputs,
     step_power,
     stiffness_verdict,
+    undefined_start,
 )
 from flows.fast.lane_control import (
     DIVERGED,
@@ -58,6 +59,7 @@ from flows.fast.lane_control import (
     count_stalls,
     floor_status,
     out_of_bounds,
+    start_lane,
 )
 from flows.fast.rhs import (
     ADAM_FORM,
@@ -366,13 +368,18 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
                         mrow[k] = M[b, k]
                     for k in range(PL):
                         lrow[k] = LP[b, k]
-                    # the Adam form reads no third derivative: hess stands in for it (its type)
-                    going, p0, te, h0, nf0 = begin(ADAM_FORM, grad, hess, hess, b, y, Kl, tmp, g,
-                                                   t_out, n_out, ys, mrow, lrow, n, d, atol,
-                                                   rtol, h_max, bound, status, div_at, t_fin,
-                                                   nfev, one)
-                    if not going:
+                    p0 = start_lane(b, y, t_out, n_out, ys, n, d, bound, status, div_at)
+                    if p0 >= n_out[b]:
+                        t_fin[b] = 0.0
                         continue
+                    te = t_out[b, n_out[b] - 1]
+                    # the Adam form reads no third derivative: hess stands in for it (its type)
+                    h0, defined = start_steps(ADAM_FORM, grad, hess, hess, y, Kl, tmp, g, mrow,
+                                              lrow, n, d, atol, rtol, te, h_max, one)
+                    if not defined:
+                        undefined_start(b, status, div_at, t_fin, nfev)
+                        continue
+                    nf0 = 2
                     lane[l] = b
                     p[l] = p0
                     t_end[l] = te
