@@ -20,25 +20,36 @@ from __future__ import annotations
 from core.pointwise import TORCH
 
 
-def make_adam_math(xp):
-    """(bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials) over the
-    math namespace ``xp``."""
+def make_adam_math(xp, jit=None):
+    """(bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials,
+    bias_from_expm1) over the math namespace ``xp``, each passed through ``jit`` as it is defined
+    (the compiled engine's njit: a function that calls another calls its compiled version)."""
+    jit = jit or (lambda f: f)
 
+    @jit
+    def bias_from_expm1(x2, x1, eps):
+        """(eta, epsq) from x2 = expm1(q log b2), x1 = expm1(q log b1): the arithmetic of
+        :func:`bias_factors_log` after its two expm1 (the lane blocks take those in a loop of
+        their own, :func:`flows.fast.block.adam_form_block`)."""
+        sq = xp.sqrt(-x2)
+        return sq / -x1, eps * sq
+
+    @jit
     def bias_factors_log(q, log_beta1, log_beta2, eps):
         """(eta, epsq) at q = s/alpha + 1 from log b1, log b2 (constant per lane: taken once)."""
-        c2 = -xp.expm1(q * log_beta2)
-        c1 = -xp.expm1(q * log_beta1)
-        sq = xp.sqrt(c2)
-        return sq / c1, eps * sq
+        return bias_from_expm1(xp.expm1(q * log_beta2), xp.expm1(q * log_beta1), eps)
 
+    @jit
     def bias_factors(q, beta1, beta2, eps):
         """(eta, epsq) at q = s/alpha + 1."""
         return bias_factors_log(q, xp.log(beta1), xp.log(beta2), eps)
 
+    @jit
     def direction(eta, epsq, m, v):
         """A = eta m / (sqrt(max(v, 0)) + epsq)."""
         return eta * m / (xp.sqrt(xp.pos(v)) + epsq)
 
+    @jit
     def bias_rates_log(q, log_beta1, log_beta2, eps, alpha):
         """(eta, epsq, d eta/ds, d epsq/ds) at q = s/alpha + 1; d(1 - b^q)/ds = -b^q log b / alpha,
         0 where b^q = 0 (b = 0: log b = -inf)."""
@@ -53,6 +64,7 @@ def make_adam_math(xp):
         deta = dc2 / (2.0 * sq * c1) - sq * dc1 / (c1 * c1)
         return eta, eps * sq, deta, eps * dc2 / (2.0 * sq)
 
+    @jit
     def direction_partials(eta, epsq, deta, depsq, m, v):
         """(dA/dm, dA/dv, dA/ds) from the bias factors and their time derivatives."""
         pos = v > 0.0
@@ -64,12 +76,13 @@ def make_adam_math(xp):
         dA_ds = deta * m / S - eta * m * depsq / (S * S)
         return dA_dm, dA_dv, dA_ds
 
-    return bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials
+    return (bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials,
+            bias_from_expm1)
 
 
 #: the torch versions (elementwise on broadcast tensors)
-bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials = \
-    make_adam_math(TORCH)
+(bias_factors, bias_factors_log, direction, bias_rates_log, direction_partials,
+ bias_from_expm1) = make_adam_math(TORCH)
 
 
 def bias_rates(q, beta1, beta2, eps, alpha):

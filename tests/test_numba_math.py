@@ -37,6 +37,24 @@ def test_expm1_is_within_one_ulp_of_libm():
     assert _ulps(out, ref).max() <= 1.0
 
 
+@njit(cache=True)
+def _expm1_array(x):
+    y = x.copy()
+    numba_math.expm1_array(y, np.empty_like(y), np.empty_like(y), np.empty_like(y))
+    return y
+
+
+def test_expm1_array_is_expm1_bit_for_bit():
+    """The lane blocks' expm1 over an array (Horner passes across it) has expm1's bits."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-45.0, 712.0, 50_000), rng.uniform(-1.5, 1.5, 50_000),
+                        10.0 ** rng.uniform(-300, 0, 1000), np.arange(-57, 1024) * math.log(2.0),
+                        [0.0, -0.0, -np.inf, np.inf, np.nan, 709.78, 1e300, -1e300]])
+    one = np.empty_like(x)
+    _expm1_all(x, one)
+    assert _expm1_array(x).view(np.int64).tolist() == one.view(np.int64).tolist()
+
+
 def test_expm1_special_values():
     x = np.array([0.0, -0.0, 1e-320, -1e-320, 2.0 ** -60, -40.0, -41.0, -1e300, -np.inf, 709.78,
                   709.8, 710.0, 1e300, np.inf, np.nan])
@@ -69,3 +87,21 @@ def test_step_power_is_within_two_ulp_of_pow():
     out = np.empty_like(edge)
     _step_power_all(edge, out)
     assert out[0] == np.inf and out[1] == 0.0 and np.isnan(out[2])
+
+
+@njit(cache=True)
+def _select_all(c, a, b, out):
+    for i in range(c.shape[0]):
+        out[i] = numba_math.select(c[i], a[i], b[i])
+
+
+def test_select_is_the_conditional_expression():
+    """The branch-free pick of the lane blocks: a where c, else b, with a NaN or a signed zero
+    passed through as it is."""
+    a = np.array([1.0, np.nan, -0.0, 2.5, np.inf])
+    b = np.array([np.nan, 3.0, 0.0, -0.0, 7.0])
+    c = np.array([True, False, True, False, True])
+    out = np.empty(5)
+    _select_all(c, a, b, out)
+    want = np.array([x if k else y for k, x, y in zip(c, a, b)])
+    assert out.view(np.int64).tolist() == want.view(np.int64).tolist()

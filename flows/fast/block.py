@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from core.numba_math import expm1_array, select
 from core.numba_pointers import row_pointer
 from flows.fast import rosenbrock
 from flows.fast.kernel import (
@@ -64,7 +65,7 @@ from flows.fast.lane_control import (
 from flows.fast.rhs import (
     ADAM_FORM,
     HEAD,
-    bias_factors_log,
+    bias_from_expm1,
     direction,
     direction_partials,
     row_layout,
@@ -80,12 +81,12 @@ WIDTHS = (64, 32, 8)
 
 
 @njit(cache=True, inline="always")
-def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, bias):
+def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP, bias):
     """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l] and
     packed row Mb[:, l], phi' in G (n, W) (the landscape's lanes gradient, called by
-    :func:`run_queue` on raw row pointers); ``layout`` a packed row of the
-    flow (its sparse structure); E1, E2, Mm, Vv (W,) scratch. ``bias`` False: E1, E2 already hold
-    the bias factors at these times (the step's last stage and its end share a time).
+    :func:`run_queue` on raw row pointers); ``layout`` a packed row of the flow (its sparse
+    structure); E1, E2, Mm, Vv (W,), X, XK, XR, XP (2 W) scratch. ``bias`` False: E1, E2 already
+    hold the bias factors at these times (the step's last stage and its end share a time).
 
     No call of a compiled landscape function inside: across such an opaque call numba keeps the
     reference counts of an inlined function's array arguments (two atomic operations per array
@@ -93,11 +94,21 @@ def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, bias):
     W = ts.shape[0]
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
     r = int(layout[6])
-    for l in range(W if bias else 0):      # every slot evaluates, then selects: SIMD
-        e1, e2 = bias_factors_log(ts[l] / Mb[1, l] + 1.0, Mb[2, l], Mb[3, l], Mb[4, l])
-        on = Mb[7, l] != 0.0
-        E1[l] = e1 if on else 1.0
-        E2[l] = e2 if on else Mb[4, l]
+    if bias:
+        # flows.direction's bias_factors_log with its two expm1 taken over all 2 W arguments at
+        # once (core.numba_math.expm1_array, the same bits): slot by slot, the two Horner chains
+        # of each slot (70 dependent operations) were 39% of a run's samples under perf
+        # (adam-flow2, 1e5 lanes, one thread), the CPU waiting on them in turn
+        for l in range(W):
+            q = ts[l] / Mb[1, l] + 1.0
+            X[l] = q * Mb[3, l]
+            X[W + l] = q * Mb[2, l]
+        expm1_array(X, XK, XR, XP)
+        for l in range(W):      # every slot evaluates, then picks (no bias: 1, eps); SIMD
+            e1, e2 = bias_from_expm1(X[l], X[W + l], Mb[4, l])
+            on = Mb[7, l] != 0.0
+            E1[l] = select(on, e1, 1.0)
+            E2[l] = select(on, e2, Mb[4, l])
     for i in range(n):
         base = i * d
         for l in range(W):
@@ -112,8 +123,7 @@ def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, bias):
             for l in range(W):
                 Vv[l] += Mb[pcv + 2 + 2 * j, l] * Y[k, l]
         for l in range(W):
-            if Mb[5, l] != 0.0:
-                Mm[l] += Mb[5, l] * G[i, l]
+            Mm[l] = select(Mb[5, l] != 0.0, Mm[l] + Mb[5, l] * G[i, l], Mm[l])
         for q in range(d):
             for l in range(W):
                 out[base + q, l] = 0.0
@@ -196,11 +206,10 @@ def error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3):
                 A1[l] += p0 * K[kk, k, l]
                 A3[l] += q0 * K[kk, k, l]
             jj += 1
-        for l in range(W):
-            if Wt[k, l]:
-                sc = atol + rtol * max(abs(Y[k, l]), abs(Yn[k, l]))
-                e5[l] += (A1[l] / sc) ** 2
-                e3[l] += (A3[l] / sc) ** 2
+        for l in range(W):                  # a slot's uncontrolled components add nothing
+            sc = atol + rtol * max(abs(Y[k, l]), abs(Yn[k, l]))
+            e5[l] = select(Wt[k, l], e5[l] + (A1[l] / sc) ** 2, e5[l])
+            e3[l] = select(Wt[k, l], e3[l] + (A3[l] / sc) ** 2, e3[l])
 
 
 @njit(cache=True, inline="always")
@@ -316,6 +325,10 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
     E2 = np.zeros(W)
     Mm = np.zeros(W)
     Vv = np.zeros(W)
+    X = np.zeros(2 * W)
+    XK = np.zeros(2 * W)
+    XR = np.zeros(2 * W)
+    XP = np.zeros(2 * W)
     A1 = np.zeros(W)
     A3 = np.zeros(W)
     e5 = np.zeros(W)
@@ -445,7 +458,8 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             for i in range(n):           # pointers, not arrays: no reference count around it
                 grad_lanes(row_pointer(Tmp, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i),
                            W)
-            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv, True)
+            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP,
+                            True)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         for i in range(n):
             grad_lanes(row_pointer(Yn, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i), W)
@@ -455,7 +469,8 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
         for l in range(W):
             if lane[l] >= 0 and t_new[l] != ts[l]:
                 shared = False
-        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv, not shared)
+        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP,
+                        not shared)
         error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
         for l in range(W):               # every slot's error and power: one SIMD loop
             e5[l] = error_norm(h[l], e5[l], e3[l], nc[l])

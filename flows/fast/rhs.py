@@ -40,8 +40,8 @@ ADAM_FORM = 0
 NEWTON_FORM = 1
 MODIFIED_FORM = 2
 
-_, bias_factors_log, direction, bias_rates_log, direction_partials = (
-    njit(cache=True, inline="always")(f) for f in make_adam_math(numba_math))
+_, bias_factors_log, direction, bias_rates_log, direction_partials, bias_from_expm1 = \
+    make_adam_math(numba_math, njit(cache=True, inline="always"))
 
 (gd_velocity, principal_factor, heavyball_reduced_velocity, sign_velocity, adam_leading,
  adam_correction) = (njit(cache=True, inline="always")(f) for f in make_modified_math(numba_math))
