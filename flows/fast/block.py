@@ -81,11 +81,11 @@ WIDTHS = (64, 32, 8)
 
 
 @njit(cache=True, inline="always")
-def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP, bias):
+def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, X1, X2, XK, XR, XP, bias):
     """:func:`flows.fast.rhs.adam_form` of every slot: Y, out (n d, W), slot l's time ts[l] and
     packed row Mb[:, l], phi' in G (n, W) (the landscape's lanes gradient, called by
     :func:`run_queue` on raw row pointers); ``layout`` a packed row of the flow (its sparse
-    structure); E1, E2, Mm, Vv (W,), X, XK, XR, XP (2 W) scratch. ``bias`` False: E1, E2 already
+    structure); E1, E2, Mm, Vv, X1, X2, XK, XR, XP (W,) scratch. ``bias`` False: E1, E2 already
     hold the bias factors at these times (the step's last stage and its end share a time).
 
     No call of a compiled landscape function inside: across such an opaque call numba keeps the
@@ -95,17 +95,21 @@ def adam_form_block(layout, ts, Y, out, Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, 
     nL, pcm, ncm, pcv, ncv, pbg, nbg, pbgg, nbgg = row_layout(layout)
     r = int(layout[6])
     if bias:
-        # flows.direction's bias_factors_log with its two expm1 taken over all 2 W arguments at
-        # once (core.numba_math.expm1_array, the same bits): slot by slot, the two Horner chains
+        # flows.direction's bias_factors_log with its two expm1 taken over all W slots at once
+        # (core.numba_math.expm1_array, the same bits): slot by slot, the two Horner chains
         # of each slot (70 dependent operations) were 39% of a run's samples under perf
         # (adam-flow2, 1e5 lanes, one thread), the CPU waiting on them in turn
+        # (every loop indexes its arrays at l only: numba's wraparound of X[W + l] had kept the
+        # loop of the products scalar)
         for l in range(W):
-            q = ts[l] / Mb[1, l] + 1.0
-            X[l] = q * Mb[3, l]
-            X[W + l] = q * Mb[2, l]
-        expm1_array(X, XK, XR, XP)
+            XK[l] = ts[l] / Mb[1, l] + 1.0
+        for l in range(W):
+            X2[l] = XK[l] * Mb[3, l]
+            X1[l] = XK[l] * Mb[2, l]
+        expm1_array(X2, XK, XR, XP)
+        expm1_array(X1, XK, XR, XP)
         for l in range(W):      # every slot evaluates, then picks (no bias: 1, eps); SIMD
-            e1, e2 = bias_from_expm1(X[l], X[W + l], Mb[4, l])
+            e1, e2 = bias_from_expm1(X2[l], X1[l], Mb[4, l])
             on = Mb[7, l] != 0.0
             E1[l] = select(on, e1, 1.0)
             E2[l] = select(on, e2, Mb[4, l])
@@ -325,10 +329,11 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
     E2 = np.zeros(W)
     Mm = np.zeros(W)
     Vv = np.zeros(W)
-    X = np.zeros(2 * W)
-    XK = np.zeros(2 * W)
-    XR = np.zeros(2 * W)
-    XP = np.zeros(2 * W)
+    X1 = np.zeros(W)
+    X2 = np.zeros(W)
+    XK = np.zeros(W)
+    XR = np.zeros(W)
+    XP = np.zeros(W)
     A1 = np.zeros(W)
     A3 = np.zeros(W)
     e5 = np.zeros(W)
@@ -458,7 +463,7 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
             for i in range(n):           # pointers, not arrays: no reference count around it
                 grad_lanes(row_pointer(Tmp, i * d), row_pointer(LPb, 0), PL, row_pointer(G, i),
                            W)
-            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP,
+            adam_form_block(layout, ts, Tmp, K[s], Mb, n, d, G, E1, E2, Mm, Vv, X1, X2, XK, XR, XP,
                             True)
         combine_slots(B_VAL, B_IDX, 0, B_IDX.shape[0], K, Y, h, A1, Yn)
         for i in range(n):
@@ -469,7 +474,7 @@ def run_queue(width, grad, grad_lanes, hess, lanes, y0, M, LP, n, d, t_out, n_ou
         for l in range(W):
             if lane[l] >= 0 and t_new[l] != ts[l]:
                 shared = False
-        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv, X, XK, XR, XP,
+        adam_form_block(layout, t_new, Yn, K[NS], Mb, n, d, G, E1, E2, Mm, Vv, X1, X2, XK, XR, XP,
                         not shared)
         error_sums_slots(K, Y, Yn, Wt, atol, rtol, A1, A3, e5, e3)
         for l in range(W):               # every slot's error and power: one SIMD loop
