@@ -83,7 +83,10 @@ def test_truncated_gd_flows_have_their_closed_form_errors_and_slopes():
         want = fit_loglog(alphas, [abs(e0 * (1 - 2 * a) ** round(T / a)
                                        - e0 * math.exp(-rates[s["model"]](a) * T))
                                    for a in alphas])["p"]
-        assert s["p_T"] == pytest.approx(want, abs=1e-5)
+        # gd-flow3's E_T at alpha = 1e-3 is 1.6e-9, the difference of two O(0.4) numbers: the
+        # integrator's float64 roundoff (4.9e-14, measured on an AMD EPYC machine at rtol 1e-13)
+        # moves it by 3e-5 relative and its fitted slope by 1.4e-5; orders 2 and 3 differ by 1
+        assert s["p_T"] == pytest.approx(want, abs=1e-4)
         assert abs(s["p_T"] - PREDICTED_SLOPES[s["model"]][0]) < 0.05
 
 
