@@ -64,3 +64,22 @@ def test_cli_json(tmp_path, capsys):
     data = json.loads(path.read_text())
     assert {"device", "threads", "cases"} <= set(data)
     assert data["cases"][0]["name"] == "paper-scheme-vs-quadrature"
+
+
+def test_throughput_pairs_roofline_and_runs():
+    probe = bench._Roofline(n=128, copy_doubles=2 ** 16)
+    c = bench.throughput_case(True, repeats=3, lanes=1500, probe=probe)
+    assert c["name"] == "throughput-flow2" and c["lanes"] == 1500 and len(c["pairs"]) == 3
+    fs = bench.flops_per_step()
+    for p in c["pairs"]:
+        # each pair's bound is the roofline model on the timings taken just before that run
+        assert p["roofline_lane_steps_per_s"] == min(
+            p["machine_flops_per_s"] / fs["flops"], p["machine_bytes_per_s"] / c["bytes_per_step"])
+    fractions = sorted(c["steps"] / p["ours_s"] / p["roofline_lane_steps_per_s"]
+                       for p in c["pairs"])
+    assert c["fraction_of_roofline"] == fractions[1]
+    assert c["ours_s"] == sorted(p["ours_s"] for p in c["pairs"])[1]
+    # the best timings give the largest bound, so the strictest fraction
+    assert 0 < c["fraction_of_best_roofline"] <= c["lane_steps_per_s"] / min(
+        p["roofline_lane_steps_per_s"] for p in c["pairs"])
+    assert "of its best timings" in bench.to_markdown({"cases": [c]})
