@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import os
 import platform
 import statistics
@@ -68,16 +67,20 @@ REF_TOL = (1e-12, 1e-14)
 LADDER = (1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 3e-9, 1e-9, 3e-10, 1e-10, 3e-11, 1e-11)
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """(cold seconds: the first call, warm seconds: median of ``repeats`` later calls, result)."""
+def _seconds(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds one call of ``fn`` took, its result)."""
     t0 = time.perf_counter()
     out = fn()
-    cold = time.perf_counter() - t0
+    return time.perf_counter() - t0, out
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """(cold seconds: the first call, warm seconds: median of ``repeats`` later calls, result)."""
+    cold, out = _seconds(fn)
     warm = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        warm.append(time.perf_counter() - t0)
+        sec, out = _seconds(fn)
+        warm.append(sec)
     return cold, statistics.median(warm) if warm else cold, out
 
 
@@ -205,9 +208,7 @@ def refine_case(repeats: int, cli_main: Callable[[list[str]], int]) -> dict:
 
     cold, warm, _ = _timed(ours, repeats)
     lanes = bench_refine.refine_lanes()
-    t0 = time.perf_counter()
-    peer = bench_refine.refine_scipy(lanes, rtol=1e-10, atol=1e-12)
-    peer_s = time.perf_counter() - t0
+    peer_s, peer = _seconds(lambda: bench_refine.refine_scipy(lanes, rtol=1e-10, atol=1e-12))
     ref = bench_refine.refine_scipy(lanes, rtol=REF_TOL[0], atol=REF_TOL[1], discrete=False)
     ours_theta = bench_refine.refine_ours(lanes)
     ours_err = max(float(np.abs(a - b).max()) for a, b in zip(ours_theta, ref["flows"]))
@@ -236,9 +237,7 @@ def quadrature_case(quick: bool, repeats: int) -> dict:
     cold, warm, (m, v) = _timed(lambda: mem(g), repeats)
     m, v = m[..., 0], v[..., 0]
     gl_memories(flow, theta[:, :50], a / 5, PUBLISHED_NODES)                # compile / load
-    t0 = time.perf_counter()
-    mq, vq = gl_memories(flow, theta, a / 5, PUBLISHED_NODES)
-    tq = time.perf_counter() - t0
+    tq, (mq, vq) = _seconds(lambda: gl_memories(flow, theta, a / 5, PUBLISHED_NODES))
     err_q = max(float(((mq[0, :, 0] - m[0]).abs() / m[0].abs().max()).max()),
                 float(((vq[0, :, 0] - v[0]).abs() / v[0].abs().max()).max()))
     return _case("paper-scheme-vs-quadrature", 1, warm, cold,
@@ -271,9 +270,7 @@ def discrete_case(quick: bool, repeats: int) -> dict:
             opt.step()
         return p.detach()
 
-    t0 = time.perf_counter()
-    peer = torch_optim()
-    peer_s = time.perf_counter() - t0
+    peer_s, peer = _seconds(torch_optim)
     ref = run_lanes("adam", land, lanes[:2000], [K] * min(B, 2000), every=K,
                     numerics=Numerics(engine="torch")).theta[:, -1, 0]
     n = ref.shape[0]
@@ -302,12 +299,7 @@ class _Roofline:
     def sample(self, timings: int = 3) -> dict:
         """{"flops_per_s", "bytes_per_s"}: each the median of ``timings`` timings."""
         def median_time(fn):
-            ts = []
-            for _ in range(timings):
-                t0 = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - t0)
-            return statistics.median(ts)
+            return statistics.median(_seconds(fn)[0] for _ in range(timings))
         gemm = median_time(lambda: self.a @ self.a)
         copy = median_time(lambda: np.copyto(self.y, self.x))
         return {"flops_per_s": 2 * self.n ** 3 / gemm, "bytes_per_s": 2 * self.x.nbytes / copy}
@@ -376,9 +368,7 @@ def throughput_case(quick: bool, repeats: int | None = None, lanes: int | None =
             "theta0": gen.uniform(-1.8, 1.8, B), "c": 4.0, "beta1": 0.9, "beta2": 0.999,
             "eps": 1e-8, "T": 0.1}
     run = flow2_batch(prob, 1e-10, 1e-12)
-    t0 = time.perf_counter()
-    sol = run()
-    cold = time.perf_counter() - t0
+    cold, sol = _seconds(run)
     steps = float((sol.stats["accepted"] + sol.stats["rejected"]).sum())
     fs = flops_per_step()
     bytes_per_step = fs["bytes"] * B / steps
@@ -390,9 +380,7 @@ def throughput_case(quick: bool, repeats: int | None = None, lanes: int | None =
     pairs = []
     for _ in range(repeats):
         roof = probe.sample()
-        t0 = time.perf_counter()
-        run()
-        pairs.append({"ours_s": time.perf_counter() - t0, "roofline_lane_steps_per_s": bound(roof),
+        pairs.append({"ours_s": _seconds(run)[0], "roofline_lane_steps_per_s": bound(roof),
                       "machine_flops_per_s": roof["flops_per_s"],
                       "machine_bytes_per_s": roof["bytes_per_s"]})
     warm = statistics.median(p["ours_s"] for p in pairs)
@@ -506,7 +494,7 @@ def to_markdown(result: dict) -> str:
                         f"{_fmt(c['ours_cold_s'])} | roofline {_fmt(c['roofline_lane_steps_per_s'])} "
                         f"lane-steps/s | - | {c['fraction_of_roofline']:.1%} of roofline "
                         f"({_fmt(c['lane_steps_per_s'])} lane-steps/s; "
-                        f"{c.get('fraction_of_best_roofline', math.nan):.1%} of its best "
+                        f"{c['fraction_of_best_roofline']:.1%} of its best "
                         f"timings) | - | - |")
             continue
         rows.append(f"| {c['name']} | {c['lanes']} | {_fmt(c['ours_s'])} | {_fmt(c['ours_cold_s'])} "
